@@ -1,0 +1,43 @@
+# Two commands matter: `make demo` and `make test`. Both set up what they need.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAGE  ?= dev
+
+.PHONY: demo test unit integration up postgres venv bench clean check-catalog
+
+demo: venv postgres
+	$(PY) -m devstack demo
+
+test: venv postgres
+	$(PY) -m pytest
+
+unit: venv
+	$(PY) -m pytest tests/unit
+
+integration: venv postgres
+	$(PY) -m pytest tests/integration
+
+up: venv postgres
+	$(PY) -m devstack up
+
+check-catalog: venv
+	$(PY) -m chalicelib.pipelines check chalicelib/pipelines.toml
+
+bench: venv postgres
+	$(PY) bench/copy_throughput.py
+	$(PY) bench/autoload.py
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# PostgreSQL >= 15 server binaries (devstack runs its own throwaway server).
+postgres:
+	@scripts/ensure-postgres.sh
+
+clean:
+	rm -rf $(VENV) .devstack .pytest_cache
