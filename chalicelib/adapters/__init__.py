@@ -1,0 +1,1 @@
+"""One module per outside system, each implementing a port from chalicelib.ports."""

@@ -1,0 +1,31 @@
+"""Lazily created, cached boto3 clients.
+
+Created on first use, not at import: clients cost ~100 ms each at cold start,
+and endpoints (AWS_ENDPOINT_URL_*) are resolved when a client is made, so
+devstack and tests must be able to set the environment first.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+
+@functools.lru_cache(maxsize=None)
+def client(service: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    # Standard retry mode retries throttling and 5xx with jittered backoff.
+    config = Config(retries={"max_attempts": 6, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+    return boto3.session.Session().client(service, config=config)
+
+
+def reset() -> None:
+    """Forget cached clients (tests and devstack change endpoints between runs)."""
+    client.cache_clear()
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))

@@ -1,0 +1,273 @@
+"""The file and job ledger in DynamoDB (one table, conditional writes).
+
+Items (hash key `pk`):
+  file#["bucket","key","version"]  one per file version ever seen: the exactly-once guard
+  open#<pipeline>                  the pipeline's open batch (files not yet in a job)
+  job#<id>                         a job; `g1pk="job"` lists jobs newest first,
+                                   `g2pk="active"|"open"` finds work for the sweeper
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from chalicelib.adapters.aws import client, error_code
+from chalicelib.jobs import FileRef, Job, JobStatus
+from chalicelib.ports import AddResult, JobPage, OpenBatch
+
+_ser, _de = TypeSerializer(), TypeDeserializer()
+TERMINAL = {JobStatus.SUCCEEDED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value}
+
+
+def _dump(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(_decimalize(v)) for k, v in item.items()}
+
+
+def _load(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _undecimalize(_de.deserialize(v)) for k, v in item.items()}
+
+
+def _decimalize(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _decimalize(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_decimalize(v) for v in value]
+    return value
+
+
+def _undecimalize(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _undecimalize(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_undecimalize(v) for v in value]
+    return value
+
+
+def file_pk(f: FileRef) -> str:
+    return "file#" + json.dumps([f.bucket, f.key, f.version], ensure_ascii=False)
+
+
+def _file_map(f: FileRef) -> dict[str, Any]:
+    return {"b": f.bucket, "k": f.key, "v": f.version, "s": f.size}
+
+
+def _file_from_map(m: dict[str, Any]) -> FileRef:
+    return FileRef(bucket=m["b"], key=m["k"], version=m["v"], size=int(m["s"]))
+
+
+class DynamoLedger:
+    def __init__(self, table: str, *, ttl_days: int = 400, api: Any | None = None) -> None:
+        self.table = table
+        self.ttl_seconds = ttl_days * 86400
+        self._api = api
+
+    @property
+    def api(self) -> Any:
+        return self._api or client("dynamodb")
+
+    # ------------------------------------------------------------------ files
+    def add_file(self, pipeline: str, file: FileRef, *, now: float, batch_id: str, force: bool) -> AddResult:
+        file_item = {"pk": file_pk(file), "kind": "file", "pipeline": pipeline, "bucket": file.bucket,
+                     "key": file.key, "version": file.version, "size": file.size, "status": "BATCHED",
+                     "seen_at": now, "expires_at": int(now) + self.ttl_seconds}
+        put: dict[str, Any] = {"TableName": self.table, "Item": _dump(file_item)}
+        if not force:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        append = {
+            "TableName": self.table,
+            "Key": _dump({"pk": f"open#{pipeline}"}),
+            "UpdateExpression": ("SET files = list_append(if_not_exists(files, :empty), :f), "
+                                 "batch_id = if_not_exists(batch_id, :bid), opened_at = if_not_exists(opened_at, :now), "
+                                 "version = if_not_exists(version, :zero) + :one, kind = :kind, "
+                                 "pipeline = :p, g2pk = :g2, g2sk = if_not_exists(g2sk, :bid)"),
+            "ExpressionAttributeValues": _dump({":empty": [], ":f": [_file_map(file)], ":bid": batch_id,
+                                                ":now": now, ":zero": 0, ":one": 1, ":kind": "open",
+                                                ":p": pipeline, ":g2": "open"}),
+        }
+        for attempt in range(8):
+            try:
+                self.api.transact_write_items(TransactItems=[{"Put": put}, {"Update": append}])
+                break
+            except Exception as exc:
+                if error_code(exc) != "TransactionCanceledException":
+                    raise
+                reasons = [r.get("Code") for r in getattr(exc, "response", {}).get("CancellationReasons", [])]
+                if reasons and reasons[0] == "ConditionalCheckFailed":
+                    return AddResult(duplicate=True, existing_status=self.file_status(file))
+                time.sleep(0.02 * 2 ** attempt)  # a conflicting transaction on the open batch: retry
+        else:
+            raise RuntimeError(f"could not record {file.bucket}/{file.key}: ledger kept conflicting")
+        batch = self.open_batch(pipeline)
+        return AddResult(duplicate=False, batch=batch, opened=batch is not None and batch.batch_id == batch_id)
+
+    def file_status(self, file: FileRef) -> str | None:
+        item = self.api.get_item(TableName=self.table, Key=_dump({"pk": file_pk(file)}), ConsistentRead=True).get("Item")
+        return _load(item).get("status") if item else None
+
+    def mark_files(self, files: Iterable[FileRef], status: str, job_id: str) -> None:
+        for f in files:
+            self.api.update_item(
+                TableName=self.table, Key=_dump({"pk": file_pk(f)}),
+                UpdateExpression="SET #s = :s, job_id = :j",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_dump({":s": status, ":j": job_id}))
+
+    # ---------------------------------------------------------------- batches
+    def open_batch(self, pipeline: str) -> OpenBatch | None:
+        item = self.api.get_item(TableName=self.table, Key=_dump({"pk": f"open#{pipeline}"}),
+                                 ConsistentRead=True).get("Item")
+        return _batch(_load(item)) if item else None
+
+    def open_batches(self) -> list[OpenBatch]:
+        return [_batch(i) for i in self._query_index("active_jobs", "g2pk", "open")]
+
+    def seal_batch(self, batch: OpenBatch, job: Job, *, remainder: tuple[FileRef, ...] = (),
+                   remainder_id: str | None = None) -> bool:
+        key = _dump({"pk": f"open#{batch.pipeline}"})
+        condition = {"ConditionExpression": "version = :v", "ExpressionAttributeValues": _dump({":v": batch.version})}
+        if remainder:
+            rest = {"pk": f"open#{batch.pipeline}", "kind": "open", "pipeline": batch.pipeline,
+                    "batch_id": remainder_id, "files": [_file_map(f) for f in remainder], "opened_at": batch.opened_at,
+                    "version": batch.version + 1, "g2pk": "open", "g2sk": remainder_id}
+            first = {"Put": {"TableName": self.table, "Item": _dump(rest), **condition}}
+        else:
+            first = {"Delete": {"TableName": self.table, "Key": key, **condition}}
+        second = {"Put": {"TableName": self.table, "Item": _dump(self._job_item(job)),
+                          "ConditionExpression": "attribute_not_exists(pk)"}}
+        try:
+            self.api.transact_write_items(TransactItems=[first, second])
+            return True
+        except Exception as exc:
+            if error_code(exc) in ("TransactionCanceledException", "TransactionConflictException"):
+                return False
+            raise
+
+    # ------------------------------------------------------------------- jobs
+    def _job_item(self, job: Job) -> dict[str, Any]:
+        item = {**job.to_item(), "pk": f"job#{job.id}", "kind": "job", "g1pk": "job", "g1sk": job.id}
+        if job.status.value not in TERMINAL:
+            item.update(g2pk="active", g2sk=job.id)
+        return item
+
+    def create_job(self, job: Job) -> bool:
+        try:
+            self.api.put_item(TableName=self.table, Item=_dump(self._job_item(job)),
+                              ConditionExpression="attribute_not_exists(pk)")
+            return True
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def get_job(self, job_id: str) -> Job | None:
+        item = self.api.get_item(TableName=self.table, Key=_dump({"pk": f"job#{job_id}"}),
+                                 ConsistentRead=True).get("Item")
+        return Job.from_item(_strip(_load(item))) if item else None
+
+    def save_job(self, job: Job, *, expected: JobStatus, expected_attempt: int | None = None) -> bool:
+        item = self._job_item(job)
+        item.pop("pk")
+        names, values, sets = {}, {}, []
+        for i, (k, v) in enumerate(item.items()):
+            names[f"#a{i}"] = k
+            values[f":v{i}"] = v
+            sets.append(f"#a{i} = :v{i}")
+        expression = "SET " + ", ".join(sets)
+        if job.status.value in TERMINAL:
+            names["#g2"], names["#g2s"] = "g2pk", "g2sk"
+            expression += " REMOVE #g2, #g2s"
+        names["#st"] = "status"
+        values[":expected"] = expected.value
+        condition = "#st = :expected"
+        if expected_attempt is not None:
+            names["#att"] = "attempt"
+            values[":att"] = expected_attempt
+            condition += " AND #att = :att"
+        try:
+            self.api.update_item(TableName=self.table, Key=_dump({"pk": f"job#{job.id}"}),
+                                 UpdateExpression=expression, ConditionExpression=condition,
+                                 ExpressionAttributeNames=names, ExpressionAttributeValues=_dump(values))
+            return True
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def set_receipt(self, job_id: str, receipt: str | None) -> None:
+        self.api.update_item(TableName=self.table, Key=_dump({"pk": f"job#{job_id}"}),
+                             UpdateExpression="SET receipt = :r", ConditionExpression="attribute_exists(pk)",
+                             ExpressionAttributeValues=_dump({":r": receipt or ""}))
+
+    def get_receipt(self, job_id: str) -> str | None:
+        item = self.api.get_item(TableName=self.table, Key=_dump({"pk": f"job#{job_id}"}),
+                                 ProjectionExpression="receipt", ConsistentRead=True).get("Item")
+        return (_load(item).get("receipt") or None) if item else None
+
+    def list_jobs(self, *, pipeline: str | None, status: str | None, since: float | None, limit: int,
+                  next_token: str | None) -> JobPage:
+        start = json.loads(base64.urlsafe_b64decode(next_token)) if next_token else None
+        jobs: list[Job] = []
+        while len(jobs) < limit:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table, "IndexName": "jobs_by_time", "ScanIndexForward": False,
+                "KeyConditionExpression": "g1pk = :j", "ExpressionAttributeValues": _dump({":j": "job"}),
+                "Limit": max(limit * 2, 25)}
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            page = self.api.query(**kwargs)
+            for raw in page.get("Items", []):
+                job = Job.from_item(_strip(_load(raw)))
+                if pipeline and job.pipeline != pipeline or status and job.status.value != status.upper():
+                    continue
+                if since is not None and job.created_at < since:
+                    continue
+                jobs.append(job)
+                if len(jobs) == limit:
+                    start = {"pk": raw["pk"], "g1pk": raw["g1pk"], "g1sk": raw["g1sk"]}
+                    break
+            else:
+                start = page.get("LastEvaluatedKey")
+                if not start:
+                    return JobPage(jobs, None)
+                continue
+            break
+        token = base64.urlsafe_b64encode(json.dumps(start).encode()).decode() if start else None
+        return JobPage(jobs, token)
+
+    def active_jobs(self) -> list[Job]:
+        return [Job.from_item(_strip(i)) for i in self._query_index("active_jobs", "g2pk", "active")]
+
+    def _query_index(self, index: str, key: str, value: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableName": self.table, "IndexName": index,
+                                  "KeyConditionExpression": f"{key} = :v", "ExpressionAttributeValues": _dump({":v": value})}
+        while True:
+            page = self.api.query(**kwargs)
+            items += [_load(i) for i in page.get("Items", [])]
+            if not page.get("LastEvaluatedKey"):
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+_INTERNAL = {"pk", "kind", "g1pk", "g1sk", "g2pk", "g2sk", "receipt"}
+
+
+def _strip(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k not in _INTERNAL}
+
+
+def _batch(item: dict[str, Any]) -> OpenBatch:
+    return OpenBatch(pipeline=item["pipeline"], batch_id=item["batch_id"],
+                     files=tuple(_file_from_map(m) for m in item.get("files", [])),
+                     opened_at=float(item["opened_at"]), version=int(item["version"]))

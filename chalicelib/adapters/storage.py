@@ -1,0 +1,39 @@
+"""S3: manifests out, object metadata in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from chalicelib.adapters.aws import client, error_code
+from chalicelib.jobs import FileRef
+
+
+class S3Storage:
+    def __init__(self, api: Any | None = None) -> None:
+        self._api = api
+
+    @property
+    def api(self) -> Any:
+        return self._api or client("s3")
+
+    def put_text(self, bucket: str, key: str, body: str) -> None:
+        self.api.put_object(Bucket=bucket, Key=key, Body=body.encode("utf-8"), ContentType="application/json")
+
+    def head(self, bucket: str, key: str) -> FileRef | None:
+        try:
+            h = self.api.head_object(Bucket=bucket, Key=key)
+        except Exception as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        version = h.get("VersionId")
+        if not version or version == "null":
+            version = str(h.get("ETag", "")).strip('"')
+        return FileRef(bucket=bucket, key=key, version=version, size=int(h.get("ContentLength", 0)))
+
+    def list(self, bucket: str, prefix: str) -> Iterator[FileRef]:
+        for page in self.api.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                yield FileRef(bucket=bucket, key=obj["Key"], version=str(obj.get("ETag", "")).strip('"'),
+                              size=int(obj.get("Size", 0)))

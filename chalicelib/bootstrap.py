@@ -1,0 +1,47 @@
+"""Composition root: settings + catalog + adapters → one Service per container."""
+
+from __future__ import annotations
+
+import functools
+
+from chalicelib.adapters import aws
+from chalicelib.adapters.ledger import DynamoLedger
+from chalicelib.adapters.notify import EventNotifier
+from chalicelib.adapters.queue import SqsQueues
+from chalicelib.adapters.storage import S3Storage
+from chalicelib.adapters.warehouse import DataApiWarehouse
+from chalicelib.pipelines import Catalog, load_catalog
+from chalicelib.service import Service
+from chalicelib.settings import Settings
+
+
+@functools.lru_cache(maxsize=None)
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@functools.lru_cache(maxsize=None)
+def catalog() -> Catalog:
+    """Loaded and validated once per cold start; an invalid catalog fails the start loudly."""
+    return load_catalog(settings().catalog_path)
+
+
+@functools.lru_cache(maxsize=None)
+def queues() -> SqsQueues:
+    s = settings()
+    return SqsQueues(landing_queue=s.landing_queue, jobs_queue=s.jobs_queue)
+
+
+@functools.lru_cache(maxsize=None)
+def service() -> Service:
+    s = settings()
+    return Service(catalog=catalog(), settings=s, ledger=DynamoLedger(s.ledger_table, ttl_days=s.file_ttl_days),
+                   queue=queues(), warehouse=DataApiWarehouse(), storage=S3Storage(),
+                   notifier=EventNotifier(source=s.event_source, failure_topic_arn=s.failure_topic_arn))
+
+
+def reset() -> None:
+    """Drop everything cached (tests and devstack change the environment between runs)."""
+    for cached in (settings, catalog, queues, service):
+        cached.cache_clear()
+    aws.reset()

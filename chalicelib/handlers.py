@@ -1,0 +1,102 @@
+"""Lambda event shapes → service calls, with SQS partial batch responses.
+
+A message that can never succeed (bad JSON, unknown shape, unknown job) is
+parked on its queue's DLQ with the reason and acknowledged, so it neither
+blocks its neighbours nor is retried forever. Anything else that fails is
+reported in `batchItemFailures` and comes back later.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib import logs
+from chalicelib.events import EventError, is_s3_test_event, parse_sqs_body, parse_statement_event
+from chalicelib.service import Disposition, PoisonMessage, Service
+
+BatchResponse = dict[str, list[dict[str, str]]]
+_REJECT = (EventError, PoisonMessage, json.JSONDecodeError, KeyError, TypeError, ValueError)
+
+
+def route_landing(service: Service, event: dict[str, Any]) -> BatchResponse:
+    """Landing queue: S3 notifications, EventBridge Object Created events, and our flush timers."""
+    failures = []
+    for record in event.get("Records", []):
+        body = record.get("body", "")
+        with logs.bound(message_id=record.get("messageId")):
+            try:
+                _route_one(service, body)
+            except _REJECT as exc:
+                if not _park(service, service.settings.landing_queue, body, f"{type(exc).__name__}: {exc}"):
+                    failures.append({"itemIdentifier": record["messageId"]})
+            except Exception as exc:
+                logs.error("landing_message_failed", error=f"{type(exc).__name__}: {exc}")
+                failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}
+
+
+def _route_one(service: Service, body: str) -> None:
+    parsed = json.loads(body)
+    if isinstance(parsed, dict) and "flush" in parsed:
+        service.flush(str(parsed["flush"]["pipeline"]), str(parsed["flush"]["batch_id"]))
+    elif isinstance(parsed, dict) and is_s3_test_event(parsed):
+        logs.info("s3_test_event_skipped", bucket=parsed.get("Bucket"))
+    else:
+        service.files_landed(parse_sqs_body(body))
+
+
+def run_jobs(service: Service, event: dict[str, Any], hide: Callable[[str, int], None]) -> BatchResponse:
+    """Jobs FIFO queue. After the first message we keep, the rest are reported too (FIFO order)."""
+    failures: list[dict[str, str]] = []
+    for record in event.get("Records", []):
+        message_id, receipt, body = record["messageId"], record["receiptHandle"], record.get("body", "")
+        if failures:
+            failures.append({"itemIdentifier": message_id})
+            continue
+        receives = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
+        with logs.bound(message_id=message_id):
+            try:
+                job_id = str(json.loads(body)["job_id"])
+                result = service.run_job_message(job_id, receipt=receipt, receive_count=receives)
+            except _REJECT as exc:
+                if not _park(service, service.settings.jobs_queue, body, f"{type(exc).__name__}: {exc}"):
+                    failures.append({"itemIdentifier": message_id})
+                continue
+            except Exception as exc:
+                logs.error("job_message_failed", error=f"{type(exc).__name__}: {exc}", receives=receives)
+                _try_hide(hide, receipt, min(15 * 2 ** min(receives, 6), 900))
+                failures.append({"itemIdentifier": message_id})
+                continue
+            if result.disposition is Disposition.KEEP:
+                _try_hide(hide, receipt, result.seconds)
+                failures.append({"itemIdentifier": message_id})
+    return {"batchItemFailures": failures}
+
+
+def statement_changed(service: Service, event: dict[str, Any]) -> None:
+    """EventBridge: Redshift Data Statement Status Change."""
+    try:
+        parsed = parse_statement_event(event)
+    except EventError as exc:
+        logs.warning("statement_event_rejected", error=str(exc))
+        return
+    service.statement_finished(parsed)
+
+
+def _park(service: Service, queue: str, body: str, reason: str) -> bool:
+    logs.warning("message_rejected", queue=queue, reason=reason)
+    try:
+        service.queue.dead_letter(queue, body, reason)
+        return True
+    except Exception as exc:
+        logs.error("dead_letter_failed", queue=queue, error=str(exc))
+        return False
+
+
+def _try_hide(hide: Callable[[str, int], None], receipt: str, seconds: int) -> None:
+    try:
+        hide(receipt, seconds)
+    except Exception as exc:  # the message then reappears after the queue's own visibility timeout
+        logs.warning("visibility_change_failed", error=str(exc))

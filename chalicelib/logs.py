@@ -1,0 +1,61 @@
+"""Structured JSON log lines with job context on every line.
+
+One JSON object per line is what CloudWatch Logs Insights queries best; the
+context (job id, pipeline, table) is bound per use case so every line of a job
+carries it without threading it through every call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context", default={})
+_logger = logging.getLogger("redshift_loader")
+if not _logger.handlers:
+    _handler = logging.StreamHandler(sys.stdout)
+    _handler.setFormatter(logging.Formatter("%(message)s"))
+    _logger.addHandler(_handler)
+    _logger.propagate = False
+_logger.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+
+
+@contextlib.contextmanager
+def bound(**fields: Any) -> Iterator[None]:
+    """Add fields to every log line emitted inside the block."""
+    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def _emit(level: int, event: str, fields: dict[str, Any]) -> None:
+    if not _logger.isEnabledFor(level):
+        return
+    record = {"time": round(time.time(), 3), "level": logging.getLevelName(level), "event": event,
+              **_context.get(), **fields}
+    _logger.log(level, json.dumps(record, default=str, ensure_ascii=False))
+
+
+def info(event: str, **fields: Any) -> None:
+    _emit(logging.INFO, event, fields)
+
+
+def warning(event: str, **fields: Any) -> None:
+    _emit(logging.WARNING, event, fields)
+
+
+def error(event: str, **fields: Any) -> None:
+    _emit(logging.ERROR, event, fields)
+
+
+def debug(event: str, **fields: Any) -> None:
+    _emit(logging.DEBUG, event, fields)

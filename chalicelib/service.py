@@ -1,0 +1,365 @@
+"""Use cases: files landed → batches → jobs → statements → finished jobs.
+
+Nothing here waits on the warehouse. The worker submits a job's plan and keeps
+the job's FIFO message in flight (that is what serialises one table); the
+completion event, a later receive of that message, or the sweeper finishes it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+from chalicelib import logs
+from chalicelib.events import FileEvent, StatementEvent
+from chalicelib.jobs import FileRef, Job, JobKind, JobStatus, LoadError, is_retryable_error, new_job_id, retry_delay
+from chalicelib.pipelines import Catalog, LoadPipeline
+from chalicelib.planner import build_load_plan
+from chalicelib.ports import (Clock, LedgerPort, NotifierPort, OpenBatch, QueuePort, StatementInfo, StoragePort,
+                              WarehousePort)
+from chalicelib.settings import Settings
+from chalicelib.sql import max_files_per_job, render_load_errors_query
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+IN_FLIGHT = frozenset({JobStatus.SUBMITTED, JobStatus.RUNNING})
+
+
+class PoisonMessage(ValueError):
+    """A message that can never be processed; it goes to the dead-letter queue with this reason."""
+
+
+class Disposition(Enum):
+    DONE = "done"   # delete the message
+    KEEP = "keep"   # leave it in flight for `seconds`, then look again
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    disposition: Disposition
+    seconds: int = 0
+
+
+@dataclass
+class LandingReport:
+    queued_files: list[FileRef] = field(default_factory=list)
+    duplicates: list[FileRef] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (s3 url, reason)
+    jobs: list[Job] = field(default_factory=list)
+
+
+@dataclass
+class SweepReport:
+    sealed: list[str] = field(default_factory=list)
+    requeued: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+
+
+class Service:
+    def __init__(self, *, catalog: Catalog, settings: Settings, ledger: LedgerPort, queue: QueuePort,
+                 warehouse: WarehousePort, storage: StoragePort, notifier: NotifierPort,
+                 clock: Clock | None = None) -> None:
+        self.catalog = catalog
+        self.settings = settings
+        self.ledger = ledger
+        self.queue = queue
+        self.warehouse = warehouse
+        self.storage = storage
+        self.notifier = notifier
+        self.clock = clock or Clock()
+        self._logged_unmatched: set[str] = set()
+        self._columns: dict[tuple[str, str], list[str]] = {}
+
+    # ---------------------------------------------------------------- landing
+    def files_landed(self, events: Sequence[FileEvent], *, force: bool = False) -> LandingReport:
+        """Record each new file version once and add it to its pipeline's open batch."""
+        report = LandingReport()
+        for event in events:
+            url = f"s3://{event.bucket}/{event.key}"
+            if event.key.endswith("/") or event.size == 0:
+                reason = "folder marker" if event.key.endswith("/") else "zero-byte object"
+                report.skipped.append((url, reason))
+                logs.info("file_skipped", file=url, reason=reason)
+                continue
+            match = self.catalog.match(event.bucket, event.key)
+            if match.pipeline is None:
+                report.skipped.append((url, match.reason))
+                self._log_unmatched(url, match.reason)
+                continue
+            pipeline = match.pipeline
+            ref = FileRef(bucket=event.bucket, key=event.key, version=event.version, size=event.size)
+            with logs.bound(pipeline=pipeline.name, table=pipeline.table.qualified):
+                result = self.ledger.add_file(pipeline.name, ref, now=self.clock.now(),
+                                              batch_id=self._new_id(), force=force)
+                if result.duplicate:
+                    report.duplicates.append(ref)
+                    logs.info("file_duplicate", file=url, version=ref.version, status=result.existing_status)
+                    continue
+                report.queued_files.append(ref)
+                batch = result.batch
+                assert batch is not None
+                logs.info("file_batched", file=url, version=ref.version, batch_id=batch.batch_id,
+                          batch_files=len(batch.files))
+                if result.opened:
+                    self.queue.schedule_flush(pipeline.name, batch.batch_id, pipeline.batch.max_seconds)
+                if self._batch_full(pipeline, batch):
+                    job = self.seal(pipeline.name, batch.batch_id)
+                    if job:
+                        report.jobs.append(job)
+        return report
+
+    def _log_unmatched(self, url: str, reason: str) -> None:
+        # Once per reason per container: a misrouted prefix would otherwise flood the logs.
+        if reason not in self._logged_unmatched:
+            self._logged_unmatched.add(reason)
+            logs.warning("file_unmatched", file=url, reason=reason)
+
+    def _batch_full(self, pipeline: LoadPipeline, batch: OpenBatch) -> bool:
+        return (len(batch.files) >= max_files_per_job(pipeline)
+                or batch.total_bytes >= pipeline.batch.max_bytes)
+
+    def flush(self, pipeline_name: str, batch_id: str) -> Job | None:
+        """The batch's age limit passed: seal it if it is still the open one."""
+        return self.seal(pipeline_name, batch_id)
+
+    def seal(self, pipeline_name: str, batch_id: str | None = None) -> Job | None:
+        """Turn the open batch into a QUEUED job and enqueue it. None if nothing (or another) is open."""
+        pipeline = self.catalog.load(pipeline_name)
+        for _ in range(20):  # conflicts only with concurrent appends; each retry sees more files
+            batch = self.ledger.open_batch(pipeline_name)
+            if batch is None or (batch_id is not None and batch.batch_id != batch_id):
+                return None
+            now = self.clock.now()
+            # Concurrent appends can overshoot the limit; the overflow stays open as a new batch.
+            cap = max_files_per_job(pipeline)
+            files, rest = batch.files[:cap], batch.files[cap:]
+            job = Job(id=batch.batch_id, kind=JobKind.LOAD, pipeline=pipeline.name,
+                      target=self._target(pipeline), status=JobStatus.QUEUED, files=files,
+                      statement_id=None, attempt=1, max_attempts=self.settings.max_attempts,
+                      created_at=now, updated_at=now, submitted_at=None, finished_at=None, rows=None,
+                      error=None, load_errors=(), steps=())
+            if self.ledger.seal_batch(batch, job, remainder=rest, remainder_id=self._new_id() if rest else None):
+                self.queue.enqueue_job(job.id, group=self._group(pipeline), dedup_id=f"{job.id}-1")
+                logs.info("job_queued", job_id=job.id, pipeline=pipeline.name, files=len(job.files),
+                          bytes=sum(f.size for f in files), left_open=len(rest))
+                return job
+        raise RuntimeError(f"could not seal the open batch of pipeline '{pipeline_name}': too many conflicts")
+
+    def _target(self, pipeline: LoadPipeline) -> str:
+        return f"{pipeline.warehouse}:{pipeline.table.qualified}"
+
+    def _group(self, pipeline: LoadPipeline) -> str:
+        """FIFO message group: one table of one warehouse loads one job at a time."""
+        return self._target(pipeline)
+
+    def _new_id(self) -> str:
+        return new_job_id(self.clock.now(), secrets.token_hex(4))
+
+    # ----------------------------------------------------------------- worker
+    def run_job_message(self, job_id: str, *, receipt: str, receive_count: int) -> WorkerResult:
+        """One delivery of a job's message: submit it, check on it, or let it go."""
+        job = self.ledger.get_job(job_id)
+        if job is None:
+            raise PoisonMessage(f"job '{job_id}' does not exist in the ledger")
+        with logs.bound(job_id=job.id, pipeline=job.pipeline, table=job.target):
+            if job.status in TERMINAL:
+                return WorkerResult(Disposition.DONE)
+            self.ledger.set_receipt(job.id, receipt)
+            job = self.ledger.get_job(job_id) or job  # the completion handler may have finished it meanwhile
+            if job.status in TERMINAL:
+                return WorkerResult(Disposition.DONE)
+            if job.status is JobStatus.QUEUED:
+                return self._submit(job)
+            info = self.warehouse.describe(job.statement_id or "")
+            if info.finished:
+                job = self._finish(job, info)
+                return self._after(job)
+            if job.status is JobStatus.SUBMITTED and info.status == "STARTED":
+                running = job.transition(JobStatus.RUNNING, self.clock.now())
+                if self.ledger.save_job(running, expected=JobStatus.SUBMITTED):
+                    job = running
+            return WorkerResult(Disposition.KEEP, self._poll_delay(receive_count))
+
+    def _poll_delay(self, receive_count: int) -> int:
+        # Each look is one receive; back off so a long statement doesn't exhaust maxReceiveCount.
+        return min(self.settings.poll_seconds * 2 ** max(0, receive_count - 2), 900)
+
+    def _after(self, job: Job) -> WorkerResult:
+        if job.status is JobStatus.QUEUED:  # a retryable failure: come back after the backoff
+            return WorkerResult(Disposition.KEEP, retry_delay(job.attempt - 1))
+        return WorkerResult(Disposition.DONE)
+
+    def _submit(self, job: Job) -> WorkerResult:
+        try:
+            pipeline = self.catalog.load(job.pipeline)
+            warehouse = self.catalog.warehouse_for(pipeline)
+            columns = self._table_columns(pipeline) if pipeline.mode == "upsert" else None
+            plan = build_load_plan(job, pipeline, warehouse, storage=self.storage,
+                                   manifest_bucket=self.settings.manifest_bucket, target_columns=columns)
+            name = f"{self.settings.statement_prefix}:{job.id}:{job.attempt}"
+            # Same token on a redelivery: the Data API returns the statement it already started.
+            statement_id = self.warehouse.submit(warehouse, plan.sqls, name=name, token=f"{job.id}-{job.attempt}")
+        except Exception as exc:
+            if is_transient(exc):
+                raise  # the message comes back after a backoff; the job stays QUEUED
+            self._fail_before_submit(job, f"could not submit: {type(exc).__name__}: {exc}")
+            return WorkerResult(Disposition.DONE)
+        now = self.clock.now()
+        submitted = job.transition(JobStatus.SUBMITTED, now, statement_id=statement_id, submitted_at=now)
+        if not self.ledger.save_job(submitted, expected=JobStatus.QUEUED, expected_attempt=job.attempt):
+            logs.info("job_submit_raced", statement_id=statement_id)
+        else:
+            logs.info("job_submitted", statement_id=statement_id, attempt=job.attempt,
+                      statements=len(plan.sqls), files=len(job.files))
+        return WorkerResult(Disposition.KEEP, self.settings.poll_seconds)
+
+    def _fail_before_submit(self, job: Job, error: str) -> None:
+        now = self.clock.now()
+        failed = job.transition(JobStatus.FAILED, now, finished_at=now, error=error)
+        if self.ledger.save_job(failed, expected=JobStatus.QUEUED, expected_attempt=job.attempt):
+            self.ledger.mark_files(failed.files, JobStatus.FAILED.value, failed.id)
+            logs.error("job_failed_before_submit", error=error)
+            self.notifier.job_finished(failed)
+
+    def _table_columns(self, pipeline: LoadPipeline) -> list[str]:
+        if pipeline.columns:
+            return list(pipeline.columns)
+        key = (pipeline.warehouse, pipeline.table.qualified)
+        if key not in self._columns:
+            columns = self.warehouse.table_columns(self.catalog.warehouse_for(pipeline), pipeline.table)
+            if not columns:
+                raise RuntimeError(f"table {pipeline.table.qualified} not found in warehouse '{pipeline.warehouse}'")
+            self._columns[key] = columns
+        return self._columns[key]
+
+    # ------------------------------------------------------------- completion
+    def statement_finished(self, event: StatementEvent) -> Job | None:
+        """A Data API status-change event for one of our statements."""
+        parts = (event.statement_name or "").split(":")
+        if len(parts) != 3 or parts[0] != self.settings.statement_prefix:
+            logs.info("statement_event_ignored", statement_name=event.statement_name)
+            return None
+        job = self.ledger.get_job(parts[1])
+        if job is None:
+            logs.warning("statement_event_unknown_job", statement_name=event.statement_name)
+            return None
+        with logs.bound(job_id=job.id, pipeline=job.pipeline, table=job.target):
+            if job.status not in IN_FLIGHT or job.statement_id != event.statement_id:
+                logs.info("statement_event_stale", statement_id=event.statement_id, status=job.status.value)
+                return job
+            job = self._finish(job, self.warehouse.describe(event.statement_id))
+            self._release(job)
+            return job
+
+    def _release(self, job: Job) -> None:
+        """Let the job's held FIFO message go now (or after the retry backoff)."""
+        receipt = self.ledger.get_receipt(job.id)
+        if receipt:
+            delay = retry_delay(job.attempt - 1) if job.status is JobStatus.QUEUED else 0
+            self.queue.hide(receipt, delay)
+
+    def _finish(self, job: Job, info: StatementInfo) -> Job:
+        now = self.clock.now()
+        if info.status == "FINISHED":
+            rows = info.copy_rows()
+            new = job.transition(JobStatus.SUCCEEDED, now, rows=rows, finished_at=now, error=None)
+        elif info.status == "ABORTED":
+            new = job.transition(JobStatus.CANCELLED, now, finished_at=now, error="statement was cancelled")
+        else:
+            error = _first_error(info)
+            if is_retryable_error(error) and job.attempt < job.max_attempts:
+                new = job.transition(JobStatus.QUEUED, now, attempt=job.attempt + 1, statement_id=None, error=error)
+                logs.warning("job_retry", error=error, attempt=job.attempt, next_attempt=job.attempt + 1)
+            else:
+                new = job.transition(JobStatus.FAILED, now, finished_at=now, error=error,
+                                     load_errors=tuple(self._load_errors(job, info)))
+        if not self.ledger.save_job(new, expected=job.status, expected_attempt=job.attempt):
+            current = self.ledger.get_job(job.id)
+            logs.info("job_finish_raced", status=current.status.value if current else None)
+            return current or new
+        if new.status in TERMINAL:
+            self.ledger.mark_files(new.files, "LOADED" if new.status is JobStatus.SUCCEEDED else new.status.value,
+                                   new.id)
+            logs.info("job_finished", status=new.status.value, rows=new.rows, error=new.error,
+                      attempt=new.attempt, duration_s=round(now - (job.submitted_at or now), 3))
+            self.notifier.job_finished(new)
+        return new
+
+    def _load_errors(self, job: Job, info: StatementInfo) -> list[LoadError]:
+        """Bad-row details (file, line, column, value, reason) from the load error views."""
+        query_ids = info.failed_query_ids()
+        if not query_ids or "load" not in (info.error or "").lower():
+            return []
+        pipeline = self.catalog.load(job.pipeline)
+        try:
+            rows = self.warehouse.query(self.catalog.warehouse_for(pipeline), render_load_errors_query(query_ids))
+        except Exception as exc:  # diagnostics must never hide the original failure
+            logs.warning("load_errors_lookup_failed", error=str(exc))
+            return []
+        return [LoadError(file=str(r.get("file_name") or r.get("filename") or "").strip(),
+                          line=_int_or_none(r.get("line_number")),
+                          column=str(r.get("column_name") or r.get("colname") or "").strip(),
+                          value=str(r.get("raw_field_value") or "").strip(),
+                          reason=str(r.get("error_message") or r.get("err_reason") or "").strip(),
+                          code=_int_or_none(r.get("error_code") or r.get("err_code")))
+                for r in rows]
+
+    # ---------------------------------------------------------------- sweeper
+    def sweep(self) -> SweepReport:
+        """Backstop for lost flush messages, lost job messages and lost completion events."""
+        report = SweepReport()
+        now = self.clock.now()
+        for batch in self.ledger.open_batches():
+            try:
+                pipeline = self.catalog.load(batch.pipeline)
+            except KeyError:
+                logs.error("open_batch_unknown_pipeline", pipeline=batch.pipeline, batch_id=batch.batch_id)
+                continue
+            if now - batch.opened_at >= pipeline.batch.max_seconds:
+                if self.seal(batch.pipeline, batch.batch_id):
+                    report.sealed.append(batch.batch_id)
+        for job in self.ledger.active_jobs():
+            if now - job.updated_at < self.settings.sweep_grace_seconds:
+                continue
+            with logs.bound(job_id=job.id, pipeline=job.pipeline, table=job.target):
+                if job.status is JobStatus.QUEUED:
+                    pipeline = self.catalog.load(job.pipeline)
+                    # Its message may have been lost; a duplicate is harmless (the worker checks status).
+                    slot = int(now // max(1, self.settings.sweep_grace_seconds))
+                    self.queue.enqueue_job(job.id, group=self._group(pipeline), dedup_id=f"{job.id}-{job.attempt}-s{slot}")
+                    report.requeued.append(job.id)
+                    logs.info("job_requeued_by_sweeper")
+                elif job.status in IN_FLIGHT and job.statement_id:
+                    info = self.warehouse.describe(job.statement_id)
+                    if info.finished:
+                        finished = self._finish(job, info)
+                        self._release(finished)
+                        report.finished.append(job.id)
+                        logs.info("job_finished_by_sweeper", status=finished.status.value)
+        return report
+
+
+_TRANSIENT_MARKERS = ("Throttl", "TooManyRequests", "ActiveStatementsExceeded", "ActiveSessionsExceeded",
+                      "InternalServer", "ServiceUnavailable", "EndpointConnectionError", "ConnectionClosed",
+                      "ReadTimeout", "ConnectTimeout", "ProvisionedThroughputExceeded", "RequestLimitExceeded")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth trying again later: throttling, capacity, 5xx, network (not bad requests or bad config)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return any(marker in text for marker in _TRANSIENT_MARKERS) or is_retryable_error(text)
+
+
+def _first_error(info: StatementInfo) -> str:
+    for sub in info.sub_statements:
+        if sub.status == "FAILED" and sub.error:
+            return sub.error
+    return info.error or f"statement {info.id} ended {info.status} without an error message"
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None

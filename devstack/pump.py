@@ -1,0 +1,221 @@
+"""Deliver events to the app's handlers the way Lambda would.
+
+Read from the app's own decorators (`app.event_sources`): SQS sources are
+long-polled with their batch size and handed to the handler; whatever the
+handler reports in `batchItemFailures` stays on the queue (no visibility
+change, as Lambda does), the rest is deleted; a raised exception fails the
+whole batch. EventBridge sources get a rule on the local bus targeting a
+devstack queue (moto cannot invoke Lambdas); schedules fire on a timer.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+ACCOUNT = "123456789012"
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    timeout_seconds: int = 60
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    memory_limit_in_mb: int = 128
+    _started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{self.function_name}"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self._started)) * 1000))
+
+
+@dataclass
+class PumpStats:
+    invocations: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def count(self, name: str, failed: bool = False) -> None:
+        bucket = self.errors if failed else self.invocations
+        bucket[name] = bucket.get(name, 0) + 1
+
+
+class Pump:
+    def __init__(self, app: Any, *, endpoint: str, region: str = "us-east-1", schedule_seconds: float = 2.0,
+                 concurrency: dict[str, int] | None = None, on_error: Callable[[str, BaseException], None] | None = None,
+                 event_filter: Callable[[str, dict[str, Any]], bool] | None = None) -> None:
+        self.app = app
+        self.endpoint = endpoint
+        self.region = region
+        self.schedule_seconds = schedule_seconds
+        self.concurrency = concurrency or {}
+        self.on_error = on_error
+        self.event_filter = event_filter  # fault injection: return False to drop a delivery
+        self.stats = PumpStats()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=region)
+        self._events = boto3.client("events", endpoint_url=endpoint, region_name=region)
+        self._lock = threading.Lock()
+        self.paused = threading.Event()  # set → pollers idle (tests use it to hold work back)
+
+    # ------------------------------------------------------------- lifecycle
+    def start(self) -> "Pump":
+        for source in self.app.event_sources:
+            kind = type(source).__name__
+            handler = self.app.handler_map[source.name]
+            if kind == "SQSEventConfig":
+                url = self._sqs.get_queue_url(QueueName=source.queue)["QueueUrl"]
+                for i in range(self.concurrency.get(source.name, 2)):
+                    self._spawn(f"sqs-{source.name}-{i}", self._poll_sqs, source.name, handler, url, source.batch_size)
+            elif kind == "CloudWatchEventConfig":
+                url = self._wire_rule(source.name, source.event_pattern)
+                for i in range(self.concurrency.get(source.name, 2)):
+                    self._spawn(f"events-{source.name}-{i}", self._poll_events, source.name, handler, url)
+            elif kind == "ScheduledEventConfig":
+                self._spawn(f"schedule-{source.name}", self._tick, source.name, handler)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=self._guard, args=(target, *args), name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _guard(self, target: Callable[..., None], *args: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                target(*args)
+                return
+            except Exception:  # a poller must never die quietly: log and keep polling
+                traceback.print_exc()
+                time.sleep(0.5)
+
+    # ------------------------------------------------------------------ SQS
+    def _poll_sqs(self, name: str, handler: Callable[..., Any], url: str, batch_size: int) -> None:
+        arn = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        while not self._stop.is_set():
+            if self.paused.is_set():
+                time.sleep(0.1)
+                continue
+            messages = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(batch_size, 10),
+                                                 WaitTimeSeconds=1, AttributeNames=["All"],
+                                                 MessageAttributeNames=["All"]).get("Messages", [])
+            if not messages:
+                continue
+            records = [_sqs_record(m, arn, self.region) for m in messages]
+            if self.event_filter and not self.event_filter(name, {"Records": records}):
+                continue  # dropped delivery: the messages reappear after their visibility timeout
+            failed_ids = self._invoke_sqs(name, handler, records)
+            done = [m for m in messages if m["MessageId"] not in failed_ids]
+            for start in range(0, len(done), 10):
+                chunk = done[start:start + 10]
+                self._sqs.delete_message_batch(QueueUrl=url, Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)])
+
+    def _invoke_sqs(self, name: str, handler: Callable[..., Any], records: list[dict[str, Any]]) -> set[str]:
+        """Returns the message ids that failed (all of them if the handler raised or answered badly)."""
+        every = {r["messageId"] for r in records}
+        try:
+            result = handler({"Records": records}, LambdaContext(name))
+        except Exception as exc:
+            self._failed(name, exc)
+            return every
+        self.stats.count(name)
+        if not result:
+            return set()
+        try:
+            failures = {f["itemIdentifier"] for f in result["batchItemFailures"]}
+        except (KeyError, TypeError) as exc:
+            self._failed(name, exc)
+            return every
+        if not failures <= every or "" in failures:  # Lambda treats an unknown id as a whole-batch failure
+            return every
+        return failures
+
+    def _failed(self, name: str, exc: BaseException) -> None:
+        self.stats.count(name, failed=True)
+        if self.on_error:
+            self.on_error(name, exc)
+        else:
+            traceback.print_exception(exc)
+
+    # ---------------------------------------------------------- EventBridge
+    def _wire_rule(self, name: str, pattern: dict[str, Any]) -> str:
+        queue = f"devstack-{name}-events"
+        url = self._sqs.create_queue(QueueName=queue)["QueueUrl"]
+        arn = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self._events.put_rule(Name=f"devstack-{name}", EventPattern=json.dumps(pattern), State="ENABLED")
+        self._events.put_targets(Rule=f"devstack-{name}", Targets=[{"Id": "pump", "Arn": arn}])
+        return url
+
+    def _poll_events(self, name: str, handler: Callable[..., Any], url: str) -> None:
+        while not self._stop.is_set():
+            if self.paused.is_set():
+                time.sleep(0.1)
+                continue
+            messages = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=1,
+                                                 AttributeNames=["All"]).get("Messages", [])
+            for message in messages:
+                event = json.loads(message["Body"])
+                event.setdefault("account", ACCOUNT)  # moto's SQS target drops it; Chalice requires it
+                if self.event_filter and not self.event_filter(name, event):
+                    self._sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                    continue
+                receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+                try:
+                    handler(event, LambdaContext(name))
+                    self.stats.count(name)
+                except Exception as exc:
+                    self._failed(name, exc)
+                    if receives < 3:  # async invoke: Lambda retries twice, then drops (or DLQs) the event
+                        self._sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
+                                                            VisibilityTimeout=1)
+                        continue
+                self._sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    # ------------------------------------------------------------ schedules
+    def _tick(self, name: str, handler: Callable[..., Any]) -> None:
+        while not self._stop.wait(self.schedule_seconds):
+            if self.paused.is_set():
+                continue
+            self.run_schedule(name, handler)
+
+    def run_schedule(self, name: str, handler: Callable[..., Any] | None = None) -> None:
+        handler = handler or self.app.handler_map[name]
+        event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+                 "account": ACCOUNT, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "region": self.region, "resources": [f"arn:aws:events:{self.region}:{ACCOUNT}:rule/{name}"],
+                 "detail": {}}
+        try:
+            handler(event, LambdaContext(name))
+            self.stats.count(name)
+        except Exception as exc:
+            self._failed(name, exc)
+
+
+def _sqs_record(message: dict[str, Any], arn: str, region: str) -> dict[str, Any]:
+    return {
+        "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
+        "attributes": message.get("Attributes", {}), "messageAttributes": message.get("MessageAttributes", {}),
+        "md5OfBody": message.get("MD5OfBody", ""), "eventSource": "aws:sqs", "eventSourceARN": arn,
+        "awsRegion": region,
+    }
