@@ -1,0 +1,191 @@
+"""The whole system on one machine: PostgreSQL, moto, the Redshift emulator, the app's handlers.
+
+Production code runs unchanged; only AWS_ENDPOINT_URL_* differ. Used by
+`python -m devstack up|demo`, the integration tests and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+
+
+@dataclass
+class StackOptions:
+    pipelines: Path = REPO_ROOT / "chalicelib" / "pipelines.toml"
+    dsn: str | None = None              # use an existing PostgreSQL instead of a throwaway one
+    api_port: int = 0                   # 0 = any free port
+    serve_http: bool = True
+    schedule_seconds: float = 2.0       # sweeper period (1 minute when deployed)
+    poll_seconds: int = 5               # how long a running job's message stays hidden between checks
+    visibility_seconds: int = 30        # queues' default visibility (shortened from the deployed 6x timeout)
+    sweep_grace_seconds: int = 10
+    state_dir: Path | None = REPO_ROOT / ".devstack"
+    concurrency: dict[str, int] = field(default_factory=lambda: {"router": 2, "worker": 4, "completion": 2})
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class Devstack:
+    def __init__(self, options: StackOptions | None = None) -> None:
+        self.options = options or StackOptions()
+        self.pg: Any = None
+        self.moto: Any = None
+        self.emulator: Any = None
+        self.pump: Any = None
+        self.app: Any = None
+        self.api_url: str | None = None
+        self._http: Any = None
+        self._stopped = False
+
+    # ------------------------------------------------------------------ start
+    def start(self) -> "Devstack":
+        from moto.server import ThreadedMotoServer
+
+        from devstack.redshift import RedshiftEmulator
+        from devstack.redshift.postgres import PostgresServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        started = time.monotonic()
+        dsn = self.options.dsn
+        if dsn is None:
+            self.pg = PostgresServer().start()
+            dsn = self.pg.dsn
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.moto.start()
+        host, port = self.moto.get_host_and_port()
+        self.moto_url = f"http://{host}:{port}"
+        self.emulator = RedshiftEmulator(dsn, s3_endpoint=self.moto_url, events_endpoint=self.moto_url,
+                                         region=REGION).start()
+        os.environ.update(self.environment())
+        self._load_app()
+        if self.options.serve_http:
+            self._serve_http()
+        self.startup_seconds = time.monotonic() - started
+        if self.options.state_dir:
+            self._write_env_file(self.options.state_dir)
+        return self
+
+    def environment(self) -> dict[str, str]:
+        """What a shell (or the app) needs to talk to this stack; written to .devstack/env."""
+        env = {
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_ENDPOINT_URL_REDSHIFT_DATA": self.emulator.url,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "devstack",
+            "AWS_SECRET_ACCESS_KEY": "devstack",
+            "AWS_XRAY_SDK_ENABLED": "false",
+            "STAGE": "local",
+            "PIPELINES_FILE": str(self.options.pipelines),
+            "POLL_SECONDS": str(self.options.poll_seconds),
+            "SWEEP_GRACE_SECONDS": str(self.options.sweep_grace_seconds),
+            **self.options.extra_env,
+        }
+        if self.api_url:
+            env["LOADER_API_URL"] = self.api_url
+        return env
+
+    def _load_app(self) -> None:
+        from chalicelib import bootstrap
+        from devstack.aws import provision
+        from devstack.pump import Pump
+
+        bootstrap.reset()
+        settings = bootstrap.settings()
+        catalog = bootstrap.catalog()
+        self.provisioned = provision(self.moto_url, settings, catalog, visibility=self.options.visibility_seconds)
+        if str(REPO_ROOT) not in sys.path:
+            sys.path.insert(0, str(REPO_ROOT))
+        module = sys.modules.get("app")
+        self.app = (importlib.reload(module) if module else importlib.import_module("app")).app
+        self.pump = Pump(self.app, endpoint=self.moto_url, region=REGION,
+                         schedule_seconds=self.options.schedule_seconds, concurrency=self.options.concurrency).start()
+
+    def _serve_http(self) -> None:
+        from chalice.config import Config
+        from chalice.local import LocalDevServer
+
+        port = self.options.api_port or _free_port()
+        config = Config.create(chalice_stage="local", chalice_app=self.app, app_name="redshift-loader")
+        # Loopback only: devstack's API has no auth.
+        server = LocalDevServer(self.app, config, "127.0.0.1", port)
+        self._http = server
+        threading.Thread(target=server.server.serve_forever, name="http-api", daemon=True).start()
+        self.api_url = f"http://127.0.0.1:{port}"
+        os.environ["LOADER_API_URL"] = self.api_url
+
+    def _write_env_file(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        lines = [f"{k}={v}" for k, v in self.environment().items() if not k.startswith("AWS_XRAY")]
+        (state_dir / "env").write_text("\n".join(lines) + "\n")
+
+    # ---------------------------------------------------------------- helpers
+    def client(self, service: str) -> Any:
+        endpoint = self.emulator.url if service == "redshift-data" else self.moto_url
+        return boto3.client(service, endpoint_url=endpoint, region_name=REGION)
+
+    def warehouse_dsn(self, warehouse_name: str) -> str:
+        """psycopg DSN of the PostgreSQL database behind one catalog warehouse."""
+        from chalicelib import bootstrap
+
+        wh = bootstrap.catalog().warehouses[warehouse_name]
+        target = f"workgroup:{wh.workgroup}" if wh.workgroup else f"cluster:{wh.cluster}"
+        return self.emulator.database_dsn(target, wh.database)
+
+    def service(self) -> Any:
+        from chalicelib import bootstrap
+
+        return bootstrap.service()
+
+    def wait_for(self, condition: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.2,
+                 what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = condition()
+            if value:
+                return value
+            time.sleep(interval)
+        raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+    # ------------------------------------------------------------------- stop
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        for step in (lambda: self.pump and self.pump.stop(),
+                     lambda: self._http and self._http.server.shutdown(),
+                     lambda: self.emulator and self.emulator.stop(),
+                     lambda: self.moto and self.moto.stop(),
+                     lambda: self.pg and self.pg.stop()):
+            try:
+                step()
+            except Exception as exc:  # keep tearing down the rest
+                print(f"devstack: cleanup step failed: {exc}", file=sys.stderr)
+        if self.options.state_dir and (self.options.state_dir / "env").exists():
+            (self.options.state_dir / "env").unlink()
+
+    def __enter__(self) -> "Devstack":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
