@@ -72,3 +72,18 @@ def bucket(s3) -> str:
     name = f"b-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(scope="session")
+def stack(pg_server):
+    """The whole system on devstack with the integration-test catalog, shared by the session."""
+    from pathlib import Path
+
+    from devstack.stack import Devstack, StackOptions
+
+    options = StackOptions(
+        pipelines=Path(__file__).parent / "integration" / "pipelines.toml",
+        dsn=pg_server.dsn, state_dir=None, schedule_seconds=1.0, poll_seconds=2,
+        visibility_seconds=10, sweep_grace_seconds=5)
+    with Devstack(options) as running:
+        yield running

@@ -1,0 +1,19 @@
+CREATE SCHEMA IF NOT EXISTS it;
+CREATE TABLE it.append_rows (id INTEGER NOT NULL, name VARCHAR(50), amount DECIMAL(10,2)) DISTSTYLE EVEN;
+CREATE TABLE it.row_counts (counted BIGINT, at TIMESTAMP);
+CREATE TABLE it.gz_rows (id INTEGER NOT NULL, name VARCHAR(50), amount DECIMAL(10,2));
+CREATE TABLE it.snapshot (id INTEGER, label VARCHAR(20));
+CREATE TABLE it.customers (id INTEGER NOT NULL, name VARCHAR(50), tier VARCHAR(10), seq BIGINT IDENTITY(1,1), loaded_at TIMESTAMP DEFAULT GETDATE()) SORTKEY(id);
+CREATE TABLE it.slow_a (id INTEGER, started_at TIMESTAMP DEFAULT GETDATE());
+CREATE TABLE it.slow_b (id INTEGER, started_at TIMESTAMP DEFAULT GETDATE());
+CREATE TABLE it.naps (tbl VARCHAR(10), started_at TIMESTAMP, ended_at TIMESTAMP);
+CREATE OR REPLACE PROCEDURE it.count_rows() AS $$
+BEGIN
+  INSERT INTO it.row_counts SELECT COUNT(*), GETDATE() FROM it.append_rows;
+END;
+$$ LANGUAGE plpgsql;
+CREATE OR REPLACE PROCEDURE it.nap(seconds INTEGER) AS $$
+BEGIN
+  PERFORM pg_sleep(seconds);
+END;
+$$ LANGUAGE plpgsql;

@@ -1,0 +1,319 @@
+"""The use cases with every adapter replaced by an in-memory fake."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chalicelib import handlers
+from chalicelib.events import FileEvent, StatementEvent
+from chalicelib.jobs import JobStatus
+from chalicelib.pipelines import parse_catalog
+from chalicelib.service import Disposition, Service
+from chalicelib.settings import Settings
+from tests.unit.fakes import FakeLedger, FakeNotifier, FakeQueue, FakeStorage, FakeWarehouse, SteppingClock
+
+CATALOG = """
+[warehouses.main]
+workgroup = "analytics"
+database = "dev"
+iam_role = "arn:aws:iam::123456789012:role/RedshiftS3"
+
+[[loads]]
+name = "orders"
+warehouse = "main"
+bucket = "landing"
+prefix = "orders/"
+table = "sales.orders"
+format = "csv"
+options = ["IGNOREHEADER 1"]
+mode = "upsert"
+keys = ["id"]
+post_load = ["CALL sales.refresh()"]
+batch = { max_files = 3, max_seconds = 10 }
+
+[[loads]]
+name = "events"
+warehouse = "main"
+bucket = "landing"
+prefix = "events/"
+table = "analytics.events"
+format = "json"
+mode = "append"
+batch = { max_files = 2, max_seconds = 10 }
+"""
+
+
+@pytest.fixture()
+def env():
+    catalog = parse_catalog(CATALOG, "pipelines.toml")
+    settings = Settings.from_env({"MAX_ATTEMPTS": "3", "POLL_SECONDS": "30", "SWEEP_GRACE_SECONDS": "60"})
+    fakes = dict(ledger=FakeLedger(), queue=FakeQueue(), warehouse=FakeWarehouse(), storage=FakeStorage(),
+                 notifier=FakeNotifier())
+    clock = SteppingClock()
+    service = Service(catalog=catalog, settings=settings, clock=clock, **fakes)  # type: ignore[arg-type]
+    return service, clock
+
+
+def file_event(key: str, etag: str = "e1", size: int = 100, bucket: str = "landing") -> FileEvent:
+    return FileEvent(bucket=bucket, key=key, etag=etag, version_id=None, size=size, sequencer=None,
+                     event_name="ObjectCreated:Put", event_time="2026-11-22T10:00:00.000Z")
+
+
+def land_and_seal(service: Service, *keys: str):
+    service.files_landed([file_event(k) for k in keys])
+    pipeline = service.catalog.match("landing", keys[0]).pipeline
+    return service.seal(pipeline.name)
+
+
+def test_new_file_opens_a_batch_and_schedules_its_flush(env):
+    service, _ = env
+    report = service.files_landed([file_event("orders/a.csv")])
+    assert [f.key for f in report.queued_files] == ["orders/a.csv"]
+    batch = service.ledger.open_batch("orders")
+    assert [f.key for f in batch.files] == ["orders/a.csv"]
+    assert service.queue.flushes == [("orders", batch.batch_id, 10)]
+    assert service.queue.enqueued == []
+
+
+def test_duplicate_event_is_recorded_once(env):
+    service, _ = env
+    service.files_landed([file_event("orders/a.csv")])
+    report = service.files_landed([file_event("orders/a.csv")])
+    assert report.duplicates and not report.queued_files
+    assert len(service.ledger.open_batch("orders").files) == 1
+
+
+def test_reuploaded_key_with_new_content_is_a_new_version(env):
+    service, _ = env
+    service.files_landed([file_event("orders/a.csv", etag="v1")])
+    report = service.files_landed([file_event("orders/a.csv", etag="v2")])
+    assert len(report.queued_files) == 1
+    assert len(service.ledger.open_batch("orders").files) == 2
+
+
+def test_forced_reload_adds_an_already_loaded_file(env):
+    service, _ = env
+    service.files_landed([file_event("orders/a.csv")])
+    report = service.files_landed([file_event("orders/a.csv")], force=True)
+    assert len(report.queued_files) == 1
+
+
+def test_folders_zero_byte_and_unmatched_keys_are_skipped_with_reasons(env):
+    service, _ = env
+    report = service.files_landed([file_event("orders/"), file_event("orders/empty.csv", size=0),
+                                   file_event("nowhere/x.csv"), file_event("x.csv", bucket="other")])
+    reasons = [reason for _, reason in report.skipped]
+    assert reasons[0] == "folder marker" and reasons[1] == "zero-byte object"
+    assert "nowhere/x.csv" in reasons[2] or "prefix" in reasons[2]
+    assert "other" in reasons[3]
+    assert not service.ledger.batches
+
+
+def test_full_batch_is_sealed_into_one_queued_job_per_table(env):
+    service, _ = env
+    report = service.files_landed([file_event(f"orders/{i}.csv") for i in range(3)])
+    assert len(report.jobs) == 1
+    job = report.jobs[0]
+    assert job.status is JobStatus.QUEUED and len(job.files) == 3
+    assert service.queue.enqueued == [(job.id, "main:sales.orders", f"{job.id}-1")]
+    assert service.ledger.open_batch("orders") is None
+
+
+def test_flush_of_an_already_sealed_batch_does_nothing(env):
+    service, _ = env
+    service.files_landed([file_event("events/a.json")])
+    batch_id = service.ledger.open_batch("events").batch_id
+    assert service.flush("events", batch_id) is not None
+    assert service.flush("events", batch_id) is None
+    assert len(service.queue.enqueued) == 1
+
+
+def test_worker_submits_the_plan_once_and_keeps_the_message(env):
+    service, _ = env
+    job = land_and_seal(service, "events/a.json", "events/b.json")
+    result = service.run_job_message(job.id, receipt="r1", receive_count=1)
+    assert result.disposition is Disposition.KEEP and result.seconds == 30
+    (sid, (_, sqls, name)), = service.warehouse.submitted.items()
+    assert name == f"redshift-loader:{job.id}:1"
+    assert sqls[0].startswith("LOCK")
+    assert any("MANIFEST" in s for s in sqls)
+    manifest = json.loads(next(iter(service.storage.objects.values())))
+    assert [e["url"] for e in manifest["entries"]] == ["s3://landing/events/a.json", "s3://landing/events/b.json"]
+    stored = service.ledger.get_job(job.id)
+    assert stored.status is JobStatus.SUBMITTED and stored.statement_id == sid
+    # A duplicate delivery while the statement runs submits nothing new.
+    again = service.run_job_message(job.id, receipt="r2", receive_count=2)
+    assert again.disposition is Disposition.KEEP
+    assert len(service.warehouse.submitted) == 1
+
+
+def test_worker_that_died_after_submitting_resubmits_with_the_same_token(env):
+    service, _ = env
+    job = land_and_seal(service, "events/a.json")
+    pipeline = service.catalog.load("events")
+    service.warehouse.submit(service.catalog.warehouse_for(pipeline), ["COPY x"], name="n",
+                             token=f"{job.id}-1")  # the lost first submission
+    service.run_job_message(job.id, receipt="r1", receive_count=2)
+    assert len(service.warehouse.submitted) == 1
+    assert service.ledger.get_job(job.id).statement_id == "stmt-1"
+
+
+def test_completion_event_finishes_the_job_and_releases_the_message(env):
+    service, _ = env
+    job = land_and_seal(service, "events/a.json")
+    service.run_job_message(job.id, receipt="r1", receive_count=1)
+    sid = service.ledger.get_job(job.id).statement_id
+    service.warehouse.finish(sid, rows=42)
+    done = service.statement_finished(StatementEvent(statement_id=sid, statement_name=f"redshift-loader:{job.id}:1",
+                                                     state="FINISHED", rows=42, redshift_query_id=1, time="t"))
+    assert done.status is JobStatus.SUCCEEDED and done.rows == 42
+    assert service.queue.hidden == [("r1", 0)]
+    assert service.ledger.file_status(job.files[0]) == "LOADED"
+    assert [j.status for j in service.notifier.finished] == [JobStatus.SUCCEEDED]
+    # The released message comes back once and is then deleted.
+    assert service.run_job_message(job.id, receipt="r2", receive_count=2).disposition is Disposition.DONE
+
+
+def test_a_lost_completion_event_is_caught_by_the_next_receive(env):
+    service, _ = env
+    job = land_and_seal(service, "events/a.json")
+    service.run_job_message(job.id, receipt="r1", receive_count=1)
+    sid = service.ledger.get_job(job.id).statement_id
+    assert service.run_job_message(job.id, receipt="r2", receive_count=2).disposition is Disposition.KEEP
+    service.warehouse.finish(sid)
+    assert service.run_job_message(job.id, receipt="r3", receive_count=3).disposition is Disposition.DONE
+    assert service.ledger.get_job(job.id).status is JobStatus.SUCCEEDED
+
+
+def test_serializable_isolation_is_retried_then_fails_after_max_attempts(env):
+    service, _ = env
+    job = land_and_seal(service, "events/a.json")
+    error = "ERROR: 1023 DETAIL: Serializable isolation violation on table - 119371"
+    for attempt in (1, 2, 3):
+        service.run_job_message(job.id, receipt=f"r{attempt}", receive_count=attempt)
+        current = service.ledger.get_job(job.id)
+        assert current.attempt == attempt and current.status is JobStatus.SUBMITTED
+        service.warehouse.finish(current.statement_id, "FAILED", error=error, failed_index=1)
+        service.statement_finished(StatementEvent(current.statement_id, f"redshift-loader:{job.id}:{attempt}",
+                                                  "FAILED", None, 1, "t"))
+    final = service.ledger.get_job(job.id)
+    assert final.status is JobStatus.FAILED and "Serializable" in final.error
+    assert len(service.warehouse.submitted) == 3  # one statement per attempt, each with its own token
+    assert service.queue.hidden[0][1] > 0 and service.queue.hidden[-1] == ("r3", 0)
+
+
+def test_bad_row_failure_records_file_line_column_value_and_reason(env):
+    service, _ = env
+    job = land_and_seal(service, "events/a.json")
+    service.run_job_message(job.id, receipt="r1", receive_count=1)
+    sid = service.ledger.get_job(job.id).statement_id
+    service.warehouse.finish(sid, "FAILED", failed_index=1,
+                             error="ERROR: Load into table 'events' failed. Check 'stl_load_errors' system table for details.")
+    service.warehouse.query_rows = [{"file_name": "s3://landing/events/a.json", "line_number": 7,
+                                     "column_name": "user_id", "raw_field_value": "x1",
+                                     "error_message": "Invalid digit, Value 'x', Pos 0, Type: Integer",
+                                     "error_code": 1207}]
+    service.statement_finished(StatementEvent(sid, f"redshift-loader:{job.id}:1", "FAILED", None, 1, "t"))
+    failed = service.ledger.get_job(job.id)
+    assert failed.status is JobStatus.FAILED
+    (err,) = failed.load_errors
+    assert (err.file, err.line, err.column, err.value, err.code) == ("s3://landing/events/a.json", 7, "user_id", "x1", 1207)
+    assert "101" in service.warehouse.queries[0]  # looked up by the failed COPY's query id
+    assert service.ledger.file_status(job.files[0]) == "FAILED"
+
+
+def test_upsert_plan_copies_file_by_file_into_staging_and_dedups_latest(env):
+    service, _ = env
+    job = land_and_seal(service, "orders/1.csv", "orders/2.csv")
+    service.run_job_message(job.id, receipt="r1", receive_count=1)
+    (_, sqls, _), = service.warehouse.submitted.values()
+    copies = [s for s in sqls if s.startswith("COPY")]
+    assert len(copies) == 2 and all("MANIFEST" in c for c in copies)
+    assert any("ROW_NUMBER()" in s for s in sqls)
+    assert sqls[-1] == "CALL sales.refresh()"
+
+
+def test_unsubmittable_job_fails_with_reason_instead_of_looping(env):
+    service, _ = env
+    job = land_and_seal(service, "events/a.json")
+    service.warehouse.fail_submit = RuntimeError("ValidationException: Database dev does not exist")
+    result = service.run_job_message(job.id, receipt="r1", receive_count=1)
+    assert result.disposition is Disposition.DONE
+    failed = service.ledger.get_job(job.id)
+    assert failed.status is JobStatus.FAILED and "does not exist" in failed.error
+
+
+def test_throttled_submit_is_raised_for_a_later_retry(env):
+    service, _ = env
+    job = land_and_seal(service, "events/a.json")
+    service.warehouse.fail_submit = RuntimeError("An error occurred (ThrottlingException): Rate exceeded")
+    with pytest.raises(RuntimeError):
+        service.run_job_message(job.id, receipt="r1", receive_count=1)
+    assert service.ledger.get_job(job.id).status is JobStatus.QUEUED
+
+
+def test_sweeper_seals_stale_batches_and_finishes_jobs_whose_event_was_lost(env):
+    service, clock = env
+    service.files_landed([file_event("events/a.json")])
+    job = land_and_seal(service, "orders/1.csv")
+    service.run_job_message(job.id, receipt="r1", receive_count=1)
+    service.warehouse.finish(service.ledger.get_job(job.id).statement_id)
+    clock.advance(61)
+    report = service.sweep()
+    assert len(report.sealed) == 1 and report.finished == [job.id]
+    assert service.ledger.get_job(job.id).status is JobStatus.SUCCEEDED
+    queued = service.ledger.get_job(report.sealed[0])
+    clock.advance(61)
+    assert queued.id in service.sweep().requeued
+
+
+# ------------------------------------------------------------------ handlers
+def sqs_event(*bodies: str) -> dict:
+    return {"Records": [{"messageId": f"m-{i}", "receiptHandle": f"rh-{i}", "body": b,
+                         "attributes": {"ApproximateReceiveCount": "1"}} for i, b in enumerate(bodies)]}
+
+
+def s3_body(key: str) -> str:
+    return json.dumps({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+                                    "eventTime": "2026-11-22T10:00:00.000Z", "eventName": "ObjectCreated:Put",
+                                    "s3": {"bucket": {"name": "landing"},
+                                           "object": {"key": key, "size": 10, "eTag": "abc"}}}]})
+
+
+def test_router_parks_malformed_messages_and_processes_the_rest(env):
+    service, _ = env
+    test_event = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "landing"})
+    response = handlers.route_landing(service, sqs_event("{not json", s3_body("events/a+b.json"), test_event,
+                                                         json.dumps({"unexpected": True})))
+    assert response == {"batchItemFailures": []}
+    assert [d[1] for d in service.queue.dead] == ["{not json", json.dumps({"unexpected": True})]
+    assert all(d[2] for d in service.queue.dead)  # each with a reason
+    assert [f.key for f in service.ledger.open_batch("events").files] == ["events/a b.json"]
+
+
+def test_router_reports_only_the_message_that_hit_an_unexpected_error(env, monkeypatch):
+    service, _ = env
+    original = service.files_landed
+
+    def flaky(events, **kw):
+        if events[0].key.startswith("events/boom"):
+            raise ConnectionError("ledger unreachable")
+        return original(events, **kw)
+
+    monkeypatch.setattr(service, "files_landed", flaky)
+    response = handlers.route_landing(service, sqs_event(s3_body("events/ok.json"), s3_body("events/boom.json")))
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+
+
+def test_worker_keeps_a_running_job_in_flight_and_parks_unknown_jobs(env):
+    service, _ = env
+    job = land_and_seal(service, "events/a.json")
+    hidden = []
+    response = handlers.run_jobs(service, sqs_event(json.dumps({"job_id": job.id})), lambda r, s: hidden.append((r, s)))
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+    assert hidden == [("rh-0", 30)]
+    response = handlers.run_jobs(service, sqs_event(json.dumps({"job_id": "nope"}), "garbage"), lambda r, s: None)
+    assert response == {"batchItemFailures": []}
+    assert len(service.queue.dead) == 2 and "does not exist" in service.queue.dead[0][2]
