@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from chalice import Chalice, Rate
+from chalice import Chalice, IAMAuthorizer, Rate, Response
 
-from chalicelib import bootstrap, handlers, resources
+from chalicelib import api, bootstrap, handlers, resources
 
 app = Chalice(app_name="redshift-loader")
 
@@ -14,6 +14,9 @@ app = Chalice(app_name="redshift-loader")
 LANDING_QUEUE = os.environ.get(resources.LANDING_QUEUE.env_var, resources.LANDING_QUEUE.default_name)
 JOBS_QUEUE = os.environ.get(resources.JOBS_QUEUE.env_var, resources.JOBS_QUEUE.default_name)
 STATEMENT_PREFIX = os.environ.get("STATEMENT_PREFIX", "redshift-loader")
+
+# IAM (SigV4) auth on every route but /health when deployed; devstack serves on loopback without it.
+AUTH = IAMAuthorizer() if os.environ.get("API_AUTH", "iam") == "iam" else None
 
 bootstrap.catalog()  # validate pipelines.toml at cold start: a bad catalog fails loudly, before any event
 
@@ -39,3 +42,48 @@ def completion(event):
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="sweeper")
 def sweeper(event):
     bootstrap.service().sweep()
+
+
+def _respond(call) -> Response:
+    try:
+        reply = call(bootstrap.service())
+    except api.ApiError as exc:
+        reply = exc.reply()
+    return Response(body=reply.body, status_code=reply.status, headers={"Content-Type": "application/json"})
+
+
+@app.route("/health", methods=["GET"])
+def health():
+    return _respond(api.health)
+
+
+@app.route("/pipelines", methods=["GET"], authorizer=AUTH)
+def pipelines():
+    return _respond(api.pipelines)
+
+
+@app.route("/loads", methods=["POST"], authorizer=AUTH)
+def request_load():
+    body = app.current_request.json_body
+    return _respond(lambda s: api.request_load(s, body))
+
+
+@app.route("/jobs", methods=["GET"], authorizer=AUTH)
+def list_jobs():
+    params = app.current_request.query_params
+    return _respond(lambda s: api.list_jobs(s, dict(params or {})))
+
+
+@app.route("/jobs/{job_id}", methods=["GET"], authorizer=AUTH)
+def get_job(job_id):
+    return _respond(lambda s: api.get_job(s, job_id))
+
+
+@app.route("/jobs/{job_id}/retry", methods=["POST"], authorizer=AUTH)
+def retry_job(job_id):
+    return _respond(lambda s: api.retry_job(s, job_id))
+
+
+@app.route("/jobs/{job_id}/cancel", methods=["POST"], authorizer=AUTH)
+def cancel_job(job_id):
+    return _respond(lambda s: api.cancel_job(s, job_id))

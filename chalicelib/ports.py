@@ -71,6 +71,9 @@ class WarehousePort(Protocol):
 
     def table_columns(self, warehouse: Warehouse, table: TableName) -> list[str]: ...
 
+    def ping(self, warehouse: Warehouse) -> None:
+        """Raise if the warehouse cannot be reached with the configured credentials."""
+
 
 @dataclass(frozen=True)
 class OpenBatch:

@@ -305,6 +305,51 @@ class Service:
                           code=_int_or_none(r.get("error_code") or r.get("err_code")))
                 for r in rows]
 
+    # ------------------------------------------------------- people steering
+    def retry(self, job: Job) -> Job:
+        """Run a FAILED or CANCELLED job again, with a fresh attempt budget."""
+        now = self.clock.now()
+        retried = job.transition(JobStatus.QUEUED, now, attempt=job.attempt + 1,
+                                 max_attempts=job.attempt + self.settings.max_attempts, statement_id=None,
+                                 error=None, load_errors=(), finished_at=None, rows=None)
+        if not self.ledger.save_job(retried, expected=job.status, expected_attempt=job.attempt):
+            raise RuntimeError(f"job '{job.id}' changed while it was being retried; try again")
+        self.ledger.mark_files(retried.files, "BATCHED", retried.id)
+        pipeline = self.catalog.load(job.pipeline)
+        self.queue.enqueue_job(job.id, group=self._group(pipeline), dedup_id=f"{job.id}-{retried.attempt}")
+        logs.info("job_retry_requested", job_id=job.id, attempt=retried.attempt)
+        return retried
+
+    def cancel(self, job: Job) -> Job:
+        """Cancel a queued job at once, or a running one's statement (its ABORTED event finishes it)."""
+        if job.status is JobStatus.QUEUED:
+            now = self.clock.now()
+            cancelled = job.transition(JobStatus.CANCELLED, now, finished_at=now, error="cancelled before it ran")
+            if self.ledger.save_job(cancelled, expected=JobStatus.QUEUED, expected_attempt=job.attempt):
+                self.ledger.mark_files(cancelled.files, JobStatus.CANCELLED.value, job.id)
+                self.notifier.job_finished(cancelled)
+                return cancelled
+            job = self.ledger.get_job(job.id) or job
+        if job.status in IN_FLIGHT and job.statement_id:
+            self.warehouse.cancel(job.statement_id)
+            logs.info("job_cancel_requested", job_id=job.id, statement_id=job.statement_id)
+        return job
+
+    def health(self) -> dict[str, dict[str, object]]:
+        checks: dict[str, dict[str, object]] = {}
+        try:
+            self.ledger.get_job("health-check")
+            checks["ledger"] = {"ok": True}
+        except Exception as exc:
+            checks["ledger"] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
+        for name, warehouse in self.catalog.warehouses.items():
+            try:
+                self.warehouse.ping(warehouse)
+                checks[f"warehouse:{name}"] = {"ok": True}
+            except Exception as exc:
+                checks[f"warehouse:{name}"] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
+        return checks
+
     # ---------------------------------------------------------------- sweeper
     def sweep(self) -> SweepReport:
         """Backstop for lost flush messages, lost job messages and lost completion events."""

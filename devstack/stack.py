@@ -93,6 +93,7 @@ class Devstack:
             "PIPELINES_FILE": str(self.options.pipelines),
             "POLL_SECONDS": str(self.options.poll_seconds),
             "SWEEP_GRACE_SECONDS": str(self.options.sweep_grace_seconds),
+            "API_AUTH": "none",  # served on loopback only
             **self.options.extra_env,
         }
         if self.api_url:

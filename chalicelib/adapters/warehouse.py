@@ -91,6 +91,9 @@ class DataApiWarehouse:
             if not token:
                 return columns
 
+    def ping(self, warehouse: Warehouse) -> None:
+        self.api.list_databases(MaxResults=1, **connection_params(warehouse))
+
 
 def _field_value(field: dict[str, Any]) -> Any:
     if field.get("isNull"):

@@ -171,6 +171,10 @@ class FakeWarehouse:
     def table_columns(self, warehouse: Warehouse, table: TableName) -> list[str]:
         return self.columns.get(table.qualified, ["id", "name", "updated_at"])
 
+    def ping(self, warehouse: Warehouse) -> None:
+        if self.fail_submit:
+            raise self.fail_submit
+
 
 @dataclass
 class FakeStorage:
