@@ -33,7 +33,7 @@ from psycopg import pq
 from psycopg import sql as pgsql
 
 from devstack.redshift.contracts import ExecContext, RedshiftError, StatementOutcome
-from devstack.redshift.params import referenced_names, to_literals, to_pyformat
+from devstack.redshift.params import referenced_names, split_sql, to_literals, to_pyformat
 from devstack.redshift.results import ResultOptions, ResultSet, result_from_outcome, stream_statement
 from devstack.redshift.sessions import Databases, Session, Target
 
@@ -44,7 +44,7 @@ except ImportError:  # the SQL-rewriter part has not landed yet: run SQL as writ
         return sql
 
     def split_statements(sql: str) -> list[str]:
-        return [s for s in sql.split(";") if s.strip()]
+        return split_sql(sql)
 
     def statement_kind(sql: str) -> str:
         m = re.match(r"\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*(\w+)", sql, re.S)
@@ -55,6 +55,7 @@ TERMINAL = frozenset({"FINISHED", "FAILED", "ABORTED"})
 ACTIVE = frozenset({"SUBMITTED", "PICKED", "STARTED"})
 RESULT_RETENTION_SECONDS = 24 * 3600
 FIRST_QUERY_ID = 100_000
+MAX_SESSIONS_PER_TARGET = 500
 FIRST_PID = 1_073_750_000  # Redshift process ids look like this
 
 
@@ -213,6 +214,10 @@ class Engine:
                                f"Active statements exceeded the allowed quota ({self.max_active_statements}).")
             sid = str(uuid.uuid4())
             if session is None and req.keep_alive:
+                open_sessions = sum(1 for s in self.sessions.values() if s.target == target and not s.closed)
+                if open_sessions >= MAX_SESSIONS_PER_TARGET:
+                    raise ApiError("ActiveSessionsExceededException",
+                                   f"Active sessions exceeded the allowed quota ({MAX_SESSIONS_PER_TARGET}).")
                 session = Session(str(uuid.uuid4()), target, database, req.db_user, req.secret_arn,
                                   None, req.keep_alive, next(self._pids))
                 self.sessions[session.id] = session
@@ -325,7 +330,9 @@ class Engine:
             if own_txn and conn.info.transaction_status == pq.TransactionStatus.INTRANS:
                 conn.execute("COMMIT")
         except Exception as exc:
-            cancelled = st.cancel_requested and isinstance(exc, (_Cancelled, psycopg.errors.QueryCanceled))
+            # Whatever the cancel interrupted (a query, an S3 read in COPY), a user
+            # cancel ends the statement ABORTED, like the service.
+            cancelled = st.cancel_requested
             if own_txn and conn.info.transaction_status in (pq.TransactionStatus.INTRANS,
                                                              pq.TransactionStatus.INERROR):
                 conn.execute("ROLLBACK")

@@ -109,6 +109,41 @@ def _skip_block_comment(sql: str, i: int) -> int:
     return i
 
 
+def split_sql(sql: str) -> list[str]:
+    """Split on top-level semicolons (quote-, comment- and $$-aware); drops empty statements.
+
+    Only a stand-in until the SQL rewriter's `split_statements` is available.
+    """
+    out, start, i, n = [], 0, 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c == "'":
+            i = _skip_string(sql, i)
+        elif c == '"':
+            end = sql.find('"', i + 1)
+            i = n if end == -1 else end + 1
+        elif c == "-" and sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end == -1 else end + 1
+        elif c == "/" and sql.startswith("/*", i):
+            i = _skip_block_comment(sql, i)
+        elif c == "$" and (i == 0 or not _IDENT_CHAR.match(sql[i - 1])) and (m := _DOLLAR_TAG.match(sql, i)):
+            end = sql.find(m.group(0), m.end())
+            i = n if end == -1 else end + len(m.group(0))
+        elif c == ";":
+            out.append(sql[start:i])
+            i = start = i + 1
+        else:
+            i += 1
+    out.append(sql[start:])
+    return [part.strip() for part in out if _has_code(part)]
+
+
+def _has_code(part: str) -> bool:
+    stripped = re.sub(r"--[^\n]*|/\*.*?\*/", "", part, flags=re.S)
+    return bool(stripped.strip())
+
+
 def referenced_names(sql: str, known: frozenset[str] = frozenset()) -> list[str]:
     """Names of the `:name` references in `sql`, in order of first use."""
     seen: dict[str, None] = {}

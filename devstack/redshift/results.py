@@ -33,6 +33,7 @@ DEFAULT_PAGE_ROWS = 1000
 DEFAULT_PAGE_BYTES = 1 << 20
 DEFAULT_MEMORY_BYTES = 4 << 20
 DEFAULT_MAX_BYTES = 500 << 20  # the Data API's result-size quota
+DEFAULT_TOTAL_MEMORY_BYTES = 256 << 20  # all results together, before pages go to disk
 CHUNK_ROWS = 1000
 
 
@@ -137,8 +138,27 @@ def precision_scale(t: _Type, oid: int, fmod: int) -> tuple[int, int]:
     return t.precision, t.scale
 
 
+class MemoryBudget:
+    """Bytes of result pages all statements may keep in memory together (results live 24 h)."""
+
+    def __init__(self, limit: int = DEFAULT_TOTAL_MEMORY_BYTES) -> None:
+        self.limit, self.used = limit, 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        with self._lock:
+            if self.used + size > self.limit:
+                return False
+            self.used += size
+            return True
+
+    def give(self, size: int) -> None:
+        with self._lock:
+            self.used -= size
+
+
 class ResultSet:
-    """Rows of one statement, in pages; pages past the memory budget live in a temp file."""
+    """Rows of one statement, in pages; pages past the memory budgets live in a temp file."""
 
     def __init__(
         self,
@@ -148,12 +168,15 @@ class ResultSet:
         page_bytes: int = DEFAULT_PAGE_BYTES,
         memory_bytes: int = DEFAULT_MEMORY_BYTES,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        budget: MemoryBudget | None = None,
     ) -> None:
         self.columns = columns
         self.total_rows = 0
         self.total_bytes = 0
         self._page_rows, self._page_bytes = page_rows, page_bytes
         self._memory_bytes, self._max_bytes = memory_bytes, max_bytes
+        self._budget = budget or MemoryBudget()
+        self._in_memory = 0
         self._pages: list[list[list[str | None]] | tuple[int, int]] = []
         self._current: list[list[str | None]] = []
         self._current_bytes = 0
@@ -176,8 +199,10 @@ class ResultSet:
             self._flush()
 
     def _flush(self) -> None:
-        page, self._current, self._current_bytes = self._current, [], 0
-        if self.total_bytes <= self._memory_bytes:
+        page, size = self._current, self._current_bytes
+        self._current, self._current_bytes = [], 0
+        if self._in_memory + size <= self._memory_bytes and self._budget.take(size):
+            self._in_memory += size
             self._pages.append(page)
             return
         if self._file is None:
@@ -202,7 +227,13 @@ class ResultSet:
             self._file.seek(offset)
             return json.loads(self._file.read(length))
 
+    @property
+    def spilled(self) -> bool:
+        return self._file is not None
+
     def close(self) -> None:
+        self._budget.give(self._in_memory)
+        self._in_memory = 0
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -280,11 +311,11 @@ class ResultOptions:
     page_bytes: int = DEFAULT_PAGE_BYTES
     memory_bytes: int = DEFAULT_MEMORY_BYTES
     max_bytes: int = DEFAULT_MAX_BYTES
-    extra: dict[str, Any] = field(default_factory=dict)
+    budget: MemoryBudget = field(default_factory=MemoryBudget)
 
     def new(self, columns: list[Column]) -> ResultSet:
         return ResultSet(columns, page_rows=self.page_rows, page_bytes=self.page_bytes,
-                         memory_bytes=self.memory_bytes, max_bytes=self.max_bytes)
+                         memory_bytes=self.memory_bytes, max_bytes=self.max_bytes, budget=self.budget)
 
 
 def stream_statement(
@@ -320,7 +351,7 @@ def stream_statement(
                             result.add([_text(res.get_value(r, c), encoding) for c in range(nf)])
                     if st == pq.ExecStatus.TUPLES_OK:
                         status = (res.command_status or b"").decode()
-                elif st == pq.ExecStatus.COMMAND_OK:
+                elif st in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.EMPTY_QUERY):
                     status = (res.command_status or b"").decode()
                     tuples = res.command_tuples
                     rowcount = tuples if tuples is not None else -1

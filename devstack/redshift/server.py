@@ -79,7 +79,7 @@ class RedshiftEmulator:
         self.databases.start()
         self._events.start()
         handler = type("Handler", (_Handler,), {"emulator": self})
-        self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
+        self._httpd = _HTTPServer((self.host, self.port), handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         for target, name in ((self._httpd.serve_forever, "redshift-data-http"), (self._sweep, "redshift-data-sweep")):
@@ -171,6 +171,11 @@ class RedshiftEmulator:
         except Exception as exc:
             log.exception("%s failed", operation)
             return 500, {"__type": "InternalServerException", "message": str(exc)}
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # bursts of concurrent clients (benchmarks) must not be refused
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -140,3 +140,46 @@ def test_database_name_mapping_is_safe_and_short():
     assert long_name == mapped_name("rs", Target("workgroup", "w" * 120), "dev-δ; drop database x" * 5)
     assert all(ch.isalnum() or ch == "_" for ch in long_name)
     assert mapped_name("rs", Target("cluster", "a"), "b") != mapped_name("rs", Target("workgroup", "a"), "b")
+
+
+def test_big_results_spill_to_disk_and_the_size_quota_fails_the_statement(emulator, rsdata, run):
+    options = emulator.engine.result_options
+    saved = (options.memory_bytes, options.max_bytes)
+    options.memory_bytes = 64 * 1024  # pages past 64 KB go to the temp file
+    try:
+        desc = run("SELECT g, repeat('x', 100) AS pad FROM generate_series(1, 3000) g")
+        st, _ = emulator.engine.lookup(desc["Id"])
+        assert st.subs[0].result.spilled
+        rows = [r for pg in rsdata.get_paginator("get_statement_result").paginate(Id=desc["Id"])
+                for r in pg["Records"]]
+        assert len(rows) == 3000 and rows[-1][0] == {"longValue": 3000}
+        options.max_bytes = 100 * 1024
+        failed = run("SELECT g, repeat('x', 100) AS pad FROM generate_series(1, 3000) g", expect="FAILED")
+        assert "result size exceeded" in failed["Error"]
+    finally:
+        options.memory_bytes, options.max_bytes = saved
+    run("SELECT 1")  # the connection is usable again
+
+
+def test_cancel_a_running_batch(rsdata, run, wait, database):
+    run("CREATE TABLE cb (x INT)")
+    bid = rsdata.batch_execute_statement(WorkgroupName="wg-test", Database=database,
+                                         Sqls=["INSERT INTO cb VALUES (1)", "SELECT pg_sleep(30)", "SELECT 2"])["Id"]
+    deadline = time.monotonic() + 10
+    while rsdata.describe_statement(Id=f"{bid}:2")["Status"] != "STARTED":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    rsdata.cancel_statement(Id=bid)
+    desc = wait(rsdata, bid, timeout=5)
+    assert desc["Status"] == "ABORTED"
+    assert [s["Status"] for s in desc["SubStatements"]] == ["FINISHED", "ABORTED", "ABORTED"]
+    count = run("SELECT count(*) FROM cb")
+    assert rsdata.get_statement_result(Id=count["Id"])["Records"] == [[{"longValue": 0}]]
+
+
+def test_many_concurrent_statements(rsdata, wait, database):
+    ids = [rsdata.execute_statement(WorkgroupName="wg-test", Database=database, Sql=f"SELECT {i}, pg_sleep(0.05)")["Id"]
+           for i in range(40)]
+    for i, sid in enumerate(ids):
+        assert wait(rsdata, sid)["Status"] == "FINISHED"
+        assert rsdata.get_statement_result(Id=sid)["Records"][0][0] == {"longValue": i}
