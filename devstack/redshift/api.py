@@ -1,4 +1,4 @@
-"""Data API operations: request validation and response shapes (transport-free).
+"""Data API statement operations: validation and response shapes (transport-free).
 
 Each public method takes the decoded JSON body and returns the response dict
 or raises `ApiError`. Messages copy the real service's where known.
@@ -6,30 +6,31 @@ or raises `ApiError`. Messages copy the real service's where known.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-import re
 import threading
 import time
 from typing import Any
 
-from devstack.redshift.engine import (
-    TERMINAL, ApiError, Engine, Request, Statement, SubStatement, split_statements,
-)
+from devstack.redshift.engine import Engine, split_statements
+from devstack.redshift.models import TERMINAL, ApiError, Request, Statement, SubStatement
 from devstack.redshift.params import ParameterError, check_parameters
 from devstack.redshift.results import csv_text, page_token, parse_page_token, records
 from devstack.redshift.sessions import Target
+from devstack.redshift.validation import (
+    check_sql_size,
+    connection,
+    decode_token,
+    encode_token,
+    invalid,
+    max_results,
+    parameters,
+    required_str,
+    wait_seconds,
+)
 
-MAX_SQL_BYTES = 100 * 1024
 MAX_BATCH = 40
 CLIENT_TOKEN_SECONDS = 8 * 3600
-_PARAM_NAME = re.compile(r"[0-9a-zA-Z_]+")
-_SYSTEM_SCHEMAS = ("pg_toast", "pg_temp_", "pg_toast_temp_", "rs_compat")
-
-
-def _invalid(message: str) -> ApiError:
-    return ApiError("ValidationException", message)
 
 
 class DataApi:
@@ -41,46 +42,46 @@ class DataApi:
     # --- ExecuteStatement / BatchExecuteStatement -----------------------------
 
     def ExecuteStatement(self, body: dict[str, Any]) -> dict[str, Any]:
-        sql = _required_str(body, "Sql")
-        _check_sql_size(sql)
+        sql = required_str(body, "Sql")
+        check_sql_size(sql)
         if len(split_statements(sql)) > 1:
-            raise _invalid("Multiple SQL statements are not supported in ExecuteStatement. "
+            raise invalid("Multiple SQL statements are not supported in ExecuteStatement. "
                            "Use BatchExecuteStatement to run several statements.")
         return self._submit("ExecuteStatement", body, [sql], is_batch=False)
 
     def BatchExecuteStatement(self, body: dict[str, Any]) -> dict[str, Any]:
         sqls = body.get("Sqls")
         if not isinstance(sqls, list) or not 1 <= len(sqls) <= MAX_BATCH:
-            raise _invalid(f"Sqls must contain between 1 and {MAX_BATCH} SQL statements.")
+            raise invalid(f"Sqls must contain between 1 and {MAX_BATCH} SQL statements.")
         for sql in sqls:
             if not isinstance(sql, str) or not sql.strip():
-                raise _invalid("Each SQL statement in Sqls must be a non-empty string.")
-            _check_sql_size(sql)
+                raise invalid("Each SQL statement in Sqls must be a non-empty string.")
+            check_sql_size(sql)
         mode = body.get("ExecutionMode", "TRANSACTION")
         if mode not in ("TRANSACTION", "AUTO_COMMIT"):
-            raise _invalid("ExecutionMode must be TRANSACTION or AUTO_COMMIT.")
+            raise invalid("ExecutionMode must be TRANSACTION or AUTO_COMMIT.")
         return self._submit("BatchExecuteStatement", body, list(sqls), is_batch=True)
 
     def _submit(self, op: str, body: dict[str, Any], sqls: list[str], *, is_batch: bool) -> dict[str, Any]:
-        target, database, session_id = _connection(body, allow_session=True)
+        target, database, session_id = connection(body, allow_session=True)
         keep_alive = body.get("SessionKeepAliveSeconds")
         if keep_alive is not None and (not isinstance(keep_alive, int) or not 0 <= keep_alive <= 86400):
-            raise _invalid("SessionKeepAliveSeconds must be between 0 and 86400.")
+            raise invalid("SessionKeepAliveSeconds must be between 0 and 86400.")
         name = body.get("StatementName")
         if name is not None and (not isinstance(name, str) or len(name) > 2048):
-            raise _invalid("StatementName must be at most 2048 characters.")
+            raise invalid("StatementName must be at most 2048 characters.")
         result_format = body.get("ResultFormat", "JSON")
         if result_format not in ("JSON", "CSV"):
-            raise _invalid("ResultFormat must be JSON or CSV.")
-        wait = _wait_seconds(body)
-        params = _parameters(body.get("Parameters"))
+            raise invalid("ResultFormat must be JSON or CSV.")
+        wait = wait_seconds(body)
+        params = parameters(body.get("Parameters"))
         try:
             check_parameters(sqls, params)
         except ParameterError as exc:
-            raise _invalid(str(exc)) from None
+            raise invalid(str(exc)) from None
         token = body.get("ClientToken")
         if token is not None and (not isinstance(token, str) or not 1 <= len(token) <= 64):
-            raise _invalid("ClientToken must be between 1 and 64 characters.")
+            raise invalid("ClientToken must be between 1 and 64 characters.")
         request = Request(
             sqls=sqls, is_batch=is_batch, target=target, database=database,
             db_user=body.get("DbUser"), secret_arn=body.get("SecretArn"), statement_name=name,
@@ -111,7 +112,7 @@ class DataApi:
             seen = self._tokens.get(token)
             if seen is not None:
                 if seen[0] != fingerprint:
-                    raise _invalid("ClientToken has already been used with different request parameters.")
+                    raise invalid("ClientToken has already been used with different request parameters.")
                 st, _ = self.engine.lookup(seen[1])
                 return st
             st = self.engine.submit(request)
@@ -121,8 +122,8 @@ class DataApi:
     # --- statement status and results ------------------------------------------
 
     def DescribeStatement(self, body: dict[str, Any]) -> dict[str, Any]:
-        st, sub = self.engine.lookup(_required_str(body, "Id"))
-        if (wait := _wait_seconds(body)):
+        st, sub = self.engine.lookup(required_str(body, "Id"))
+        if (wait := wait_seconds(body)):
             st.done.wait(wait)
         out = _connection_fields(st)
         if sub is not None:
@@ -154,27 +155,27 @@ class DataApi:
         return self._result(body, "CSV")
 
     def _result(self, body: dict[str, Any], fmt: str) -> dict[str, Any]:
-        statement_id = _required_str(body, "Id")
+        statement_id = required_str(body, "Id")
         st, sub = self.engine.lookup(statement_id)
-        if (wait := _wait_seconds(body)):
+        if (wait := wait_seconds(body)):
             st.done.wait(wait)
         if sub is None:
             if st.is_batch:
-                raise _invalid("BatchExecuteStatement result can only be retrieved with sub-statement id.")
+                raise invalid("BatchExecuteStatement result can only be retrieved with sub-statement id.")
             sub = st.subs[0]
         if sub.status != "FINISHED" or sub.result is None:
             raise ApiError("ValidationException" if sub.status in TERMINAL else "ResourceNotFoundException",
                            "Query does not have result. Please check query status with DescribeStatement.")
         if st.request.result_format != fmt:
             other = "GetStatementResultV2" if fmt == "JSON" else "GetStatementResult"
-            raise _invalid(f"The statement's ResultFormat is {st.request.result_format}; "
+            raise invalid(f"The statement's ResultFormat is {st.request.result_format}; "
                            f"retrieve its result with {other}.")
         result = sub.result
         page = 0
         if body.get("NextToken"):
             parsed = parse_page_token(body["NextToken"], sub.id)
             if parsed is None or not 0 <= parsed < result.page_count:
-                raise _invalid("Invalid NextToken.")
+                raise invalid("Invalid NextToken.")
             page = parsed
         rows = result.page(page)
         out: dict[str, Any] = {
@@ -191,20 +192,20 @@ class DataApi:
         return out
 
     def CancelStatement(self, body: dict[str, Any]) -> dict[str, Any]:
-        self.engine.cancel(_required_str(body, "Id"))
+        self.engine.cancel(required_str(body, "Id"))
         return {"Status": True}
 
     def ListStatements(self, body: dict[str, Any]) -> dict[str, Any]:
         status = body.get("Status")
         if status is not None and status not in ("SUBMITTED", "PICKED", "STARTED", "FINISHED", "ABORTED",
                                                   "FAILED", "ALL"):
-            raise _invalid("Status is not a valid statement status.")
-        limit = _max_results(body, 100)
+            raise invalid("Status is not a valid statement status.")
+        limit = max_results(body, 100)
         name = body.get("StatementName")
         cluster, workgroup, database = body.get("ClusterIdentifier"), body.get("WorkgroupName"), body.get("Database")
         if cluster and workgroup:
-            raise _invalid("Specify either ClusterIdentifier or WorkgroupName, not both.")
-        after = _decode_token(body.get("NextToken"), "seq")
+            raise invalid("Specify either ClusterIdentifier or WorkgroupName, not both.")
+        after = decode_token(body.get("NextToken"), "seq")
         with self.engine._lock:
             statements = sorted(self.engine.statements.values(), key=lambda s: s.seq, reverse=True)
         selected = []
@@ -228,12 +229,12 @@ class DataApi:
                 break
         out: dict[str, Any] = {"Statements": [_list_entry(st) for st in selected[:limit]]}
         if len(selected) > limit:
-            out["NextToken"] = _encode_token(seq=selected[limit - 1].seq)
+            out["NextToken"] = encode_token(seq=selected[limit - 1].seq)
         return out
 
     def ListSessions(self, body: dict[str, Any]) -> dict[str, Any]:
-        limit = _max_results(body, 100)
-        offset = _decode_token(body.get("NextToken"), "offset") or 0
+        limit = max_results(body, 100)
+        offset = decode_token(body.get("NextToken"), "offset") or 0
         with self.engine._lock:
             sessions = sorted(self.engine.sessions.values(), key=lambda s: s.created_at, reverse=True)
         wanted = [
@@ -254,150 +255,11 @@ class DataApi:
             **({"CurrentStatementId": s.busy_with} if s.busy_with else {}),
         } for s in page]}
         if offset + limit < len(wanted):
-            out["NextToken"] = _encode_token(offset=offset + limit)
+            out["NextToken"] = encode_token(offset=offset + limit)
         return out
 
-    # --- metadata --------------------------------------------------------------
 
-    def ListDatabases(self, body: dict[str, Any]) -> dict[str, Any]:
-        target, database, _ = _connection(body, allow_session=False)
-        self.engine.databases.ensure(target, database)  # the connected database always exists
-        names = self.engine.databases.redshift_databases(target)
-        return _paged(body, "Databases", names)
-
-    def ListSchemas(self, body: dict[str, Any]) -> dict[str, Any]:
-        pattern = body.get("SchemaPattern") or "%"
-        rows = self._catalog(body, "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s ORDER BY nspname",
-                             (pattern,))
-        return _paged(body, "Schemas", [r[0] for r in rows if not r[0].startswith(_SYSTEM_SCHEMAS)])
-
-    def ListTables(self, body: dict[str, Any]) -> dict[str, Any]:
-        rows = self._catalog(
-            body,
-            "SELECT table_schema, table_name, table_type FROM information_schema.tables"
-            " WHERE table_schema LIKE %s AND table_name LIKE %s ORDER BY table_schema, table_name",
-            (body.get("SchemaPattern") or "%", body.get("TablePattern") or "%"),
-        )
-        kinds = {"BASE TABLE": "TABLE", "VIEW": "VIEW", "LOCAL TEMPORARY": "LOCAL TEMPORARY",
-                 "FOREIGN": "EXTERNAL TABLE"}
-        tables = [{"name": t, "schema": s, "type": kinds.get(k, k)} for s, t, k in rows
-                  if not s.startswith(_SYSTEM_SCHEMAS)
-                  and (body.get("SchemaPattern") or s not in ("pg_catalog", "information_schema"))]
-        return _paged(body, "Tables", tables)
-
-    def DescribeTable(self, body: dict[str, Any]) -> dict[str, Any]:
-        schema = body.get("Schema") or "public"
-        table = body.get("Table")
-        rows = self._catalog(
-            body,
-            "SELECT c.table_schema, c.table_name, c.column_name, c.udt_name, c.character_maximum_length,"
-            " c.numeric_precision, c.numeric_scale, c.datetime_precision, c.is_nullable, c.column_default"
-            " FROM information_schema.columns c WHERE c.table_schema = %s AND (%s::text IS NULL OR c.table_name = %s)"
-            " ORDER BY c.table_name, c.ordinal_position",
-            (schema, table, table),
-        )
-        from devstack.redshift.results import TYPES
-
-        by_name = {t.name: t for t in TYPES.values()}
-        by_name.update(text=TYPES[25], jsonb=TYPES[3802], json=TYPES[114], bytea=TYPES[17])
-        columns = []
-        for sch, tbl, col, udt, char_len, num_prec, num_scale, dt_prec, nullable, default in rows:
-            t = by_name.get(udt)
-            precision = char_len or num_prec or (t.precision if t else 0)
-            scale = num_scale if num_scale is not None else (dt_prec if dt_prec is not None and t and t.scale else 0)
-            meta = {
-                "name": col, "label": col, "typeName": t.name if t else udt, "length": char_len or 0,
-                "nullable": 1 if nullable == "YES" else 0, "precision": precision or 0, "scale": scale or 0,
-                "isSigned": bool(t and t.signed), "isCaseSensitive": bool(t and t.case_sensitive),
-                "isCurrency": udt == "money", "schemaName": sch, "tableName": tbl,
-            }
-            if default is not None:
-                meta["columnDefault"] = default
-            columns.append(meta)
-        out = _paged(body, "ColumnList", columns)
-        if table:
-            out["TableName"] = table
-        return out
-
-    def _catalog(self, body: dict[str, Any], query: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        target, database, _ = _connection(body, allow_session=False)
-        dbname = self.engine.databases.ensure(target, body.get("ConnectedDatabase") or database)
-        pool = self.engine.databases.pool(dbname)
-        conn = pool.acquire()
-        try:
-            return conn.execute(query, args).fetchall()
-        finally:
-            pool.release(conn)
-
-
-# --- helpers --------------------------------------------------------------------
-
-def _required_str(body: dict[str, Any], key: str) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not value:
-        raise _invalid(f"{key} is required.")
-    return value
-
-
-def _check_sql_size(sql: str) -> None:
-    if len(sql.encode()) > MAX_SQL_BYTES:
-        raise _invalid("Cannot process query string larger than 100kB")
-
-
-def _wait_seconds(body: dict[str, Any]) -> int | None:
-    wait = body.get("WaitTimeSeconds")
-    if wait is not None and (not isinstance(wait, int) or not 1 <= wait <= 30):
-        raise _invalid("WaitTimeSeconds must be between 1 and 30.")
-    return wait
-
-
-def _max_results(body: dict[str, Any], maximum: int) -> int:
-    limit = body.get("MaxResults")
-    if limit is None or limit == 0:
-        return maximum
-    if not isinstance(limit, int) or not 0 <= limit <= maximum:
-        raise _invalid(f"MaxResults must be between 0 and {maximum}.")
-    return limit
-
-
-def _parameters(raw: Any) -> dict[str, str]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, list) or not raw:
-        raise _invalid("Parameters must be a non-empty list of {name, value}.")
-    params: dict[str, str] = {}
-    for item in raw:
-        name, value = (item or {}).get("name"), (item or {}).get("value")
-        if not isinstance(name, str) or not _PARAM_NAME.fullmatch(name):
-            raise _invalid(f"Invalid parameter name: {name!r}.")
-        if not isinstance(value, str) or not value:
-            raise _invalid(f"The value of parameter {name} must be a non-empty string.")
-        if name in params:
-            raise _invalid(f"Duplicate parameter name: {name}.")
-        params[name] = value
-    return params
-
-
-def _connection(body: dict[str, Any], *, allow_session: bool) -> tuple[Target | None, str | None, str | None]:
-    """(target, database, session id) from ClusterIdentifier / WorkgroupName / SessionId + Database."""
-    cluster, workgroup = body.get("ClusterIdentifier"), body.get("WorkgroupName")
-    session = body.get("SessionId") if allow_session else None
-    given = [k for k, v in (("ClusterIdentifier", cluster), ("WorkgroupName", workgroup),
-                            ("SessionId", session)) if v]
-    if len(given) != 1:
-        if allow_session:
-            raise _invalid("Exactly one of ClusterIdentifier, WorkgroupName or SessionId must be specified.")
-        raise _invalid("Either ClusterIdentifier or WorkgroupName must be specified, but not both.")
-    if session:
-        if body.get("Database") or body.get("DbUser") or body.get("SecretArn"):
-            raise _invalid("Database, DbUser and SecretArn cannot be specified together with SessionId.")
-        return None, None, session
-    database = body.get("Database")
-    if not isinstance(database, str) or not database:
-        raise _invalid("Database is required.")
-    target = Target("cluster", cluster) if cluster else Target("workgroup", workgroup)
-    return target, database, None
-
+# --- response shapes ----------------------------------------------------------
 
 def _connection_fields(st: Statement) -> dict[str, Any]:
     out: dict[str, Any] = {"Database": st.database}
@@ -444,27 +306,4 @@ def _list_entry(st: Statement) -> dict[str, Any]:
         out["SessionId"] = st.session.id
     if st.request.params:
         out["QueryParameters"] = [{"name": k, "value": v} for k, v in st.request.params.items()]
-    return out
-
-
-def _encode_token(**state: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps(state).encode()).decode()
-
-
-def _decode_token(token: Any, key: str) -> int | None:
-    if not token:
-        return None
-    try:
-        value = json.loads(base64.urlsafe_b64decode(str(token).encode()))[key]
-        return int(value)
-    except (ValueError, KeyError, TypeError):
-        raise _invalid("Invalid NextToken.") from None
-
-
-def _paged(body: dict[str, Any], key: str, items: list[Any]) -> dict[str, Any]:
-    limit = _max_results(body, 1000)
-    offset = _decode_token(body.get("NextToken"), "offset") or 0
-    out: dict[str, Any] = {key: items[offset:offset + limit]}
-    if offset + limit < len(items):
-        out["NextToken"] = _encode_token(offset=offset + limit)
     return out

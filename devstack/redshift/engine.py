@@ -23,9 +23,8 @@ import re
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -33,9 +32,11 @@ from psycopg import pq
 from psycopg import sql as pgsql
 
 from devstack.redshift.contracts import ExecContext, RedshiftError, StatementOutcome
+from devstack.redshift.models import RESULT_RETENTION_SECONDS, TERMINAL, ApiError, Request, Statement, SubStatement
 from devstack.redshift.params import referenced_names, split_sql, to_literals, to_pyformat
-from devstack.redshift.results import ResultOptions, ResultSet, result_from_outcome, stream_statement
-from devstack.redshift.sessions import Databases, Session, Target
+from devstack.redshift.pgstream import stream_statement
+from devstack.redshift.results import ResultOptions, result_from_outcome
+from devstack.redshift.sessions import Databases, Session
 
 try:
     from devstack.redshift.rewrite import rewrite, split_statements, statement_kind
@@ -51,114 +52,13 @@ except ImportError:  # the SQL-rewriter part has not landed yet: run SQL as writ
         word = m.group(1).lower() if m else ""
         return word if word in ("copy", "unload", "truncate", "select") else "other"
 
-TERMINAL = frozenset({"FINISHED", "FAILED", "ABORTED"})
-ACTIVE = frozenset({"SUBMITTED", "PICKED", "STARTED"})
-RESULT_RETENTION_SECONDS = 24 * 3600
 FIRST_QUERY_ID = 100_000
 MAX_SESSIONS_PER_TARGET = 500
 FIRST_PID = 1_073_750_000  # Redshift process ids look like this
 
 
-class ApiError(Exception):
-    """An error the Data API answers with (becomes {"__type", "message"})."""
-
-    def __init__(self, type_: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.type, self.message, self.status = type_, message, status
-
-
 class _Cancelled(Exception):
     pass
-
-
-@dataclass
-class SubStatement:
-    parent_id: str
-    index: int  # 1-based
-    sql: str
-    status: str = "SUBMITTED"
-    error: str | None = None
-    created_at: float = field(default_factory=time.time)
-    updated_at: float = field(default_factory=time.time)
-    started: float = 0.0  # time.monotonic()
-    duration_ns: int = -1
-    result_rows: int = -1
-    query_id: int = -1
-    result: ResultSet | None = None
-
-    @property
-    def id(self) -> str:
-        return f"{self.parent_id}:{self.index}"
-
-    @property
-    def has_result_set(self) -> bool:
-        return self.result is not None
-
-    @property
-    def result_size(self) -> int:
-        if self.result is not None:
-            return self.result.total_bytes
-        return 0 if self.status in TERMINAL else -1
-
-
-@dataclass
-class Request:
-    """A validated ExecuteStatement / BatchExecuteStatement call."""
-
-    sqls: list[str]
-    is_batch: bool
-    target: Target | None
-    database: str | None
-    db_user: str | None = None
-    secret_arn: str | None = None
-    statement_name: str | None = None
-    with_event: bool = False
-    result_format: str = "JSON"
-    params: dict[str, str] = field(default_factory=dict)
-    execution_mode: str = "TRANSACTION"
-    session_id: str | None = None
-    keep_alive: int | None = None
-
-
-@dataclass
-class Statement:
-    id: str
-    seq: int
-    request: Request
-    target: Target
-    database: str
-    subs: list[SubStatement]
-    session: Session | None = None
-    status: str = "SUBMITTED"
-    error: str | None = None
-    created_at: float = field(default_factory=time.time)
-    updated_at: float = field(default_factory=time.time)
-    started: float = 0.0
-    duration_ns: int = -1
-    redshift_pid: int = -1
-    cancel_requested: bool = False
-    conn: psycopg.Connection[Any] | None = None
-    done: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def is_batch(self) -> bool:
-        return self.request.is_batch
-
-    @property
-    def query_id(self) -> int:
-        ran = [s.query_id for s in self.subs if s.query_id >= 0]
-        return ran[-1] if ran else -1
-
-    @property
-    def result_rows(self) -> int:
-        if self.status not in TERMINAL:
-            return -1
-        rows = [s.result_rows for s in self.subs if s.result_rows >= 0]
-        return sum(rows) if rows else -1
-
-    @property
-    def has_result_set(self) -> bool:
-        return any(s.has_result_set for s in self.subs)
 
 
 class Engine:

@@ -21,12 +21,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-from psycopg import pq
-from psycopg._encodings import conn_encoding  # pinned psycopg 3.3.9, see stream_statement
-from psycopg.errors import error_from_result
-from psycopg.generators import fetch
-
 from devstack.redshift.contracts import RedshiftError, StatementOutcome
 
 DEFAULT_PAGE_ROWS = 1000
@@ -34,7 +28,6 @@ DEFAULT_PAGE_BYTES = 1 << 20
 DEFAULT_MEMORY_BYTES = 4 << 20
 DEFAULT_MAX_BYTES = 500 << 20  # the Data API's result-size quota
 DEFAULT_TOTAL_MEMORY_BYTES = 256 << 20  # all results together, before pages go to disk
-CHUNK_ROWS = 1000
 
 
 @dataclass(frozen=True)
@@ -287,24 +280,6 @@ def parse_page_token(token: str, statement_id: str) -> int | None:
         return None
 
 
-# --- executing one statement -------------------------------------------------
-
-@dataclass
-class ExecResult:
-    command_status: str
-    rowcount: int  # rows returned / affected; -1 when the command reports none
-    result: ResultSet | None = None
-
-
-@dataclass
-class _RawColumn:
-    name: str
-    oid: int
-    fmod: int
-    table_oid: int
-    table_col: int
-
-
 @dataclass
 class ResultOptions:
     page_rows: int = DEFAULT_PAGE_ROWS
@@ -316,113 +291,6 @@ class ResultOptions:
     def new(self, columns: list[Column]) -> ResultSet:
         return ResultSet(columns, page_rows=self.page_rows, page_bytes=self.page_bytes,
                          memory_bytes=self.memory_bytes, max_bytes=self.max_bytes, budget=self.budget)
-
-
-def stream_statement(
-    conn: psycopg.Connection[Any], sql: str, params: dict[str, str] | None, options: ResultOptions
-) -> ExecResult:
-    """Run ONE statement, streaming any rows into a ResultSet.
-
-    psycopg's public `Cursor.stream()` refuses statements without rows (and then
-    loses the command tag), so this is the same loop using its generator
-    internals (`_stream_send_gen`, `generators.fetch`); psycopg is pinned.
-    Raw text values are read straight off each PGresult chunk.
-    """
-    cur = conn.cursor()
-    pgconn = conn.pgconn
-    encoding = conn_encoding(conn)
-    result: ResultSet | None = None
-    raw_cols: list[_RawColumn] = []
-    status, rowcount = "", -1
-    error: Exception | None = None
-    size = CHUNK_ROWS if pq.version() >= 170000 else 1
-    with conn.lock:
-        try:
-            conn.wait(cur._stream_send_gen(sql, params, size=size))
-            while (res := conn.wait(fetch(pgconn))) is not None:
-                st = res.status
-                if st in (pq.ExecStatus.SINGLE_TUPLE, pq.ExecStatus.TUPLES_CHUNK, pq.ExecStatus.TUPLES_OK):
-                    if result is None and error is None:
-                        raw_cols = _raw_columns(res, encoding)
-                        result = options.new([])
-                    if error is None and result is not None:
-                        nf = res.nfields
-                        for r in range(res.ntuples):
-                            result.add([_text(res.get_value(r, c), encoding) for c in range(nf)])
-                    if st == pq.ExecStatus.TUPLES_OK:
-                        status = (res.command_status or b"").decode()
-                elif st in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.EMPTY_QUERY):
-                    status = (res.command_status or b"").decode()
-                    tuples = res.command_tuples
-                    rowcount = tuples if tuples is not None else -1
-                elif st == pq.ExecStatus.FATAL_ERROR:
-                    error = error or error_from_result(res, encoding=encoding)
-                else:  # COPY FROM STDIN / TO STDOUT: Redshift has neither
-                    raise RedshiftError("ERROR: COPY FROM STDIN and COPY TO STDOUT are not supported")
-        except BaseException:
-            if pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
-                # Stop the server sending the rest, then drain what already arrived.
-                conn._try_cancel()
-                try:
-                    while conn.wait(fetch(pgconn)) is not None:
-                        pass
-                except Exception:
-                    pass
-            raise
-    if error is not None:
-        if result is not None:
-            result.close()
-        raise error
-    if result is not None:
-        result.finish()
-        result.columns = describe_columns(conn, raw_cols)
-        rowcount = result.total_rows
-    return ExecResult(status, rowcount, result)
-
-
-def _text(value: bytes | None, encoding: str) -> str | None:
-    return None if value is None else value.decode(encoding, "replace")
-
-
-def _raw_columns(res: Any, encoding: str) -> list[_RawColumn]:
-    return [
-        _RawColumn((res.fname(i) or b"").decode(encoding), res.ftype(i), res.fmod(i), res.ftable(i), res.ftablecol(i))
-        for i in range(res.nfields)
-    ]
-
-
-def describe_columns(conn: psycopg.Connection[Any], raw: list[_RawColumn]) -> list[Column]:
-    """ColumnMetadata for a result: types, and table/schema/nullability of table columns."""
-    table_info: dict[tuple[int, int], tuple[str, str, bool]] = {}
-    typnames: dict[int, str] = {}
-    attrs = [(c.table_oid, c.table_col) for c in raw if c.table_oid]
-    unknown = [c.oid for c in raw if c.oid not in TYPES]
-    if attrs or unknown:
-        with conn.cursor() as cur:
-            if attrs:
-                cur.execute(
-                    "SELECT a.attrelid::int8, a.attnum::int4, n.nspname, c.relname, a.attnotnull"
-                    " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
-                    " JOIN pg_namespace n ON n.oid = c.relnamespace"
-                    " WHERE (a.attrelid::int8, a.attnum::int4) IN (SELECT * FROM unnest(%s::int8[], %s::int4[]))",
-                    ([a for a, _ in attrs], [b for _, b in attrs]),
-                )
-                for relid, attnum, nsp, rel, notnull in cur.fetchall():
-                    table_info[(relid, attnum)] = (nsp, rel, notnull)
-            if unknown:
-                cur.execute("SELECT oid::int8, typname FROM pg_type WHERE oid = ANY(%s::oid[])", (unknown,))
-                typnames = dict(cur.fetchall())
-    columns = []
-    for c in raw:
-        t = type_for(c.oid, typnames.get(c.oid))
-        precision, scale = precision_scale(t, c.oid, c.fmod)
-        col = Column(c.name, c.oid, t, precision, scale)
-        info = table_info.get((c.table_oid, c.table_col))
-        if info:
-            col.schema_name, col.table_name = info[0], info[1]
-            col.nullable = 0 if info[2] else 1
-        columns.append(col)
-    return columns
 
 
 def result_from_outcome(outcome: StatementOutcome, options: ResultOptions) -> ResultSet | None:

@@ -17,8 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from devstack.redshift.api import DataApi
-from devstack.redshift.engine import ApiError, Engine, Statement
+from devstack.redshift.catalog import CatalogApi
+from devstack.redshift.engine import Engine
 from devstack.redshift.events import EventFilter, EventSink, Faults, Listener, build_event
+from devstack.redshift.models import ApiError, Statement
 from devstack.redshift.results import ResultOptions
 from devstack.redshift.sessions import Databases, Target
 
@@ -69,6 +71,7 @@ class RedshiftEmulator:
             on_terminal=self._statement_ended,
         )
         self.api = DataApi(self.engine)
+        self.catalog = CatalogApi(self.engine)
         self._httpd: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
@@ -165,7 +168,8 @@ class RedshiftEmulator:
         if operation not in OPERATIONS:
             return 400, {"__type": "UnknownOperationException", "message": f"Unknown operation {operation}"}
         try:
-            return 200, getattr(self.api, operation)(body)
+            handler = getattr(self.catalog if hasattr(self.catalog, operation) else self.api, operation)
+            return 200, handler(body)
         except ApiError as exc:
             return exc.status, {"__type": exc.type, "message": exc.message}
         except Exception as exc:
