@@ -164,3 +164,25 @@ def test_client_token_returns_the_same_statement(rsdata, wait, database):
     with pytest.raises(rsdata.exceptions.ValidationException, match="ClientToken"):
         rsdata.execute_statement(**{**kwargs, "Sql": "SELECT 2"})
     wait(rsdata, first)
+
+
+# --- the `:name` scanner (pure) -------------------------------------------------------
+
+@pytest.mark.parametrize("sql, expected", [
+    ("SELECT :a, :b::int, x::text", "SELECT %(a)s, %(b)s::int, x::text"),
+    ("SELECT ':a', \":a\", $$ :a $$, $q$:a$q$ -- :a\n/* :a /* :a */ */ :a",
+     "SELECT ':a', \":a\", $$ :a $$, $q$:a$q$ -- :a\n/* :a /* :a */ */ %(a)s"),
+    ("SELECT 'it\\'s :a' || :a, 5 % 2, 'x%'", "SELECT 'it\\'s :a' || %(a)s, 5 %% 2, 'x%%'"),
+    ("SELECT arr[1:2], :a", "SELECT arr[1:2], %(a)s"),
+])
+def test_pyformat_translation(sql, expected):
+    from devstack.redshift.params import to_pyformat
+
+    assert to_pyformat(sql, {"a": "1", "b": "2"}) == expected
+
+
+def test_fallback_splitter_respects_quotes_and_bodies():
+    from devstack.redshift.params import split_sql
+
+    sql = "SELECT ';'; CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n-- done;\n"
+    assert split_sql(sql) == ["SELECT ';'", "CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql"]
