@@ -4,6 +4,23 @@
         client = boto3.client("redshift-data", endpoint_url=rs.url, region_name="us-east-1")
 
 Any SigV4 signature is accepted (there is nothing to authenticate locally).
+
+Modules: server (HTTP, this class) → api / catalog (operations, validation) →
+engine (thread pool, transactions, cancel) → pgstream / results (rows, typing,
+paging) and sessions (database per cluster|workgroup + database, pools, kept
+sessions); params (`:name`), events (EventBridge, listeners, faults).
+
+Supported: ExecuteStatement, BatchExecuteStatement (TRANSACTION / AUTO_COMMIT,
+shared Parameters), DescribeStatement (incl. `<id>:<n>`), GetStatementResult,
+GetStatementResultV2 (CSV), CancelStatement, ListStatements, ListSessions,
+DescribeTable, ListDatabases, ListSchemas, ListTables; WaitTimeSeconds,
+ClientToken, sessions (SessionKeepAliveSeconds / SessionId), WithEvent.
+
+Deliberate differences from AWS: TRUNCATE inside a TRANSACTION batch commits
+the work before it (as on Redshift) by COMMIT/BEGIN around it; statements run
+as the admin DSN's user whatever DbUser/SecretArn say (they are only echoed);
+result sizes are estimated from the text of the values; error messages for
+validation are close to, not always identical with, the service's.
 """
 
 from __future__ import annotations
