@@ -99,7 +99,11 @@ class RedshiftEmulator:
         self.databases.start()
         self._events.start()
         handler = type("Handler", (_Handler,), {"emulator": self})
-        self._httpd = _HTTPServer((self.host, self.port), handler)
+        try:
+            self._httpd = _HTTPServer((self.host, self.port), handler)
+        except OSError:
+            self.stop()
+            raise
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         for target, name in ((self._httpd.serve_forever, "redshift-data-http"), (self._sweep, "redshift-data-sweep")):

@@ -136,6 +136,13 @@ class Databases:
         """Create this instance's template database and install the compat schema in it."""
         with self._admin() as admin:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.template)))
+        try:
+            self._prepare_template()
+        except BaseException:
+            self.stop()  # do not leave a half-built template behind
+            raise
+
+    def _prepare_template(self) -> None:
         with psycopg.connect(self.dsn(self.template), autocommit=True) as conn:
             _install_compat(conn)
             # CREATE DATABASE ... TEMPLATE does not copy ALTER DATABASE ... SET
