@@ -39,6 +39,13 @@ def completion(event):
     handlers.statement_changed(bootstrap.service(), event.to_dict())
 
 
+@app.on_cw_event({"source": ["aws.dms"], "detail-type": ["DMS Replication Task State Change"],
+                  "detail": {"eventType": ["REPLICATION_TASK_STOPPED", "REPLICATION_TASK_FAILED"]}},
+                 name="dms")
+def dms(event):
+    handlers.dms_task_changed(bootstrap.followups(), event.to_dict())
+
+
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="sweeper")
 def sweeper(event):
     bootstrap.service().sweep()
@@ -66,6 +73,11 @@ def pipelines():
 def request_load():
     body = app.current_request.json_body
     return _respond(lambda s: api.request_load(s, body))
+
+
+@app.route("/followups/{name}", methods=["POST"], authorizer=AUTH)
+def run_followup(name):
+    return _respond(lambda s: api.request_followup(bootstrap.followups(), name))
 
 
 @app.route("/jobs", methods=["GET"], authorizer=AUTH)

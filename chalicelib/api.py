@@ -12,6 +12,7 @@ from typing import Any
 
 from chalicelib import logs
 from chalicelib.events import FileEvent
+from chalicelib.followups import Followups
 from chalicelib.jobs import JobStatus
 from chalicelib.service import IN_FLIGHT, TERMINAL, Service
 
@@ -126,6 +127,15 @@ def request_load(service: Service, raw: Any) -> Reply:
         "already_loaded": [f"s3://{f.bucket}/{f.key}" for f in report.duplicates],
         "skipped": [{"file": url, "reason": reason} for url, reason in report.skipped],
     })
+
+
+def request_followup(followups: Followups, name: str) -> Reply:
+    """POST /followups/{name}: run a DMS follow-up now."""
+    try:
+        job = followups.request(name)
+    except KeyError:
+        raise ApiError(404, f"no dms_followup named '{name}'", "name") from None
+    return Reply(202, job.to_public_dict())
 
 
 def get_job(service: Service, job_id: str) -> Reply:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import functools
 
 from chalicelib.adapters import aws
+from chalicelib.adapters.dms import DmsTasks
 from chalicelib.adapters.ledger import DynamoLedger
 from chalicelib.adapters.notify import EventNotifier
 from chalicelib.adapters.queue import SqsQueues
 from chalicelib.adapters.storage import S3Storage
 from chalicelib.adapters.warehouse import DataApiWarehouse
+from chalicelib.followups import Followups
 from chalicelib.pipelines import Catalog, load_catalog
 from chalicelib.service import Service
 from chalicelib.settings import Settings
@@ -40,8 +42,13 @@ def service() -> Service:
                    notifier=EventNotifier(source=s.event_source, failure_topic_arn=s.failure_topic_arn))
 
 
+@functools.lru_cache(maxsize=None)
+def followups() -> Followups:
+    return Followups(service(), DmsTasks())
+
+
 def reset() -> None:
     """Drop everything cached (tests and devstack change the environment between runs)."""
-    for cached in (settings, catalog, queues, service):
+    for cached in (settings, catalog, queues, service, followups):
         cached.cache_clear()
     aws.reset()

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib import logs
-from chalicelib.events import EventError, is_s3_test_event, parse_sqs_body, parse_statement_event
+from chalicelib.events import EventError, is_s3_test_event, parse_dms_event, parse_sqs_body, parse_statement_event
+from chalicelib.followups import Followups
 from chalicelib.service import Disposition, PoisonMessage, Service
 
 BatchResponse = dict[str, list[dict[str, str]]]
@@ -83,6 +84,16 @@ def statement_changed(service: Service, event: dict[str, Any]) -> None:
         logs.warning("statement_event_rejected", error=str(exc))
         return
     service.statement_finished(parsed)
+
+
+def dms_task_changed(followups: Followups, event: dict[str, Any]) -> None:
+    """EventBridge: DMS Replication Task State Change."""
+    try:
+        parsed = parse_dms_event(event)
+    except EventError as exc:
+        logs.warning("dms_event_rejected", error=str(exc))
+        return
+    followups.task_state_changed(parsed)
 
 
 def _park(service: Service, queue: str, body: str, reason: str) -> bool:

@@ -15,12 +15,12 @@ from enum import Enum
 from chalicelib import logs
 from chalicelib.events import FileEvent, StatementEvent
 from chalicelib.jobs import FileRef, Job, JobKind, JobStatus, LoadError, is_retryable_error, new_job_id, retry_delay
-from chalicelib.pipelines import Catalog, LoadPipeline
+from chalicelib.pipelines import Catalog, LoadPipeline, Warehouse
 from chalicelib.planner import build_load_plan
 from chalicelib.ports import (Clock, LedgerPort, NotifierPort, OpenBatch, QueuePort, StatementInfo, StoragePort,
                               WarehousePort)
 from chalicelib.settings import Settings
-from chalicelib.sql import max_files_per_job, render_load_errors_query
+from chalicelib.sql import max_files_per_job, render_call, render_load_errors_query
 
 TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 IN_FLIGHT = frozenset({JobStatus.SUBMITTED, JobStatus.RUNNING})
@@ -170,6 +170,8 @@ class Service:
             if job.status in TERMINAL:
                 return WorkerResult(Disposition.DONE)
             if job.status is JobStatus.QUEUED:
+                if self._waiting_for_loads(job):
+                    return WorkerResult(Disposition.KEEP, self._poll_delay(receive_count))
                 return self._submit(job)
             info = self.warehouse.describe(job.statement_id or "")
             if info.finished:
@@ -186,20 +188,43 @@ class Service:
         return min(self.settings.poll_seconds * 2 ** max(0, receive_count - 2), 900)
 
     def _after(self, job: Job) -> WorkerResult:
-        if job.status is JobStatus.QUEUED:  # a retryable failure: come back after the backoff
-            return WorkerResult(Disposition.KEEP, retry_delay(job.attempt - 1))
+        if job.status is JobStatus.QUEUED:  # a retry after its backoff, or a chain's next step at once
+            return WorkerResult(Disposition.KEEP, _requeue_delay(job))
         return WorkerResult(Disposition.DONE)
+
+    def _waiting_for_loads(self, job: Job) -> bool:
+        """A follow-up with `wait_for` runs only once those pipelines have nothing open or running."""
+        if job.kind is not JobKind.FOLLOWUP:
+            return False
+        waits = set(self.catalog.followup(job.pipeline).wait_for)
+        if not waits:
+            return False
+        busy = {b.pipeline for b in self.ledger.open_batches()} | {
+            j.pipeline for j in self.ledger.active_jobs() if j.kind is JobKind.LOAD}
+        if busy & waits:
+            logs.info("followup_waiting_for_loads", pipelines=sorted(busy & waits))
+            return True
+        return False
+
+    def _plan(self, job: Job) -> tuple[Warehouse, list[str]]:
+        if job.kind is JobKind.FOLLOWUP:
+            followup = self.catalog.followup(job.pipeline)
+            steps = [render_call(step) for step in job.steps]
+            return self.catalog.warehouse_for(followup), steps if followup.atomic else [steps[job.step]]
+        pipeline = self.catalog.load(job.pipeline)
+        warehouse = self.catalog.warehouse_for(pipeline)
+        columns = self._table_columns(pipeline) if pipeline.mode == "upsert" else None
+        plan = build_load_plan(job, pipeline, warehouse, storage=self.storage,
+                               manifest_bucket=self.settings.manifest_bucket, target_columns=columns)
+        return warehouse, list(plan.sqls)
 
     def _submit(self, job: Job) -> WorkerResult:
         try:
-            pipeline = self.catalog.load(job.pipeline)
-            warehouse = self.catalog.warehouse_for(pipeline)
-            columns = self._table_columns(pipeline) if pipeline.mode == "upsert" else None
-            plan = build_load_plan(job, pipeline, warehouse, storage=self.storage,
-                                   manifest_bucket=self.settings.manifest_bucket, target_columns=columns)
-            name = f"{self.settings.statement_prefix}:{job.id}:{job.attempt}"
+            warehouse, sqls = self._plan(job)
+            run = f"{job.attempt}.{job.step}" if job.kind is JobKind.FOLLOWUP else str(job.attempt)
+            name = f"{self.settings.statement_prefix}:{job.id}:{run}"
             # Same token on a redelivery: the Data API returns the statement it already started.
-            statement_id = self.warehouse.submit(warehouse, plan.sqls, name=name, token=f"{job.id}-{job.attempt}")
+            statement_id = self.warehouse.submit(warehouse, sqls, name=name, token=f"{job.id}-{run}")
         except Exception as exc:
             if is_transient(exc):
                 raise  # the message comes back after a backoff; the job stays QUEUED
@@ -211,7 +236,7 @@ class Service:
             logs.info("job_submit_raced", statement_id=statement_id)
         else:
             logs.info("job_submitted", statement_id=statement_id, attempt=job.attempt,
-                      statements=len(plan.sqls), files=len(job.files))
+                      statements=len(sqls), files=len(job.files))
         return WorkerResult(Disposition.KEEP, self.settings.poll_seconds)
 
     def _fail_before_submit(self, job: Job, error: str) -> None:
@@ -256,13 +281,15 @@ class Service:
         """Let the job's held FIFO message go now (or after the retry backoff)."""
         receipt = self.ledger.get_receipt(job.id)
         if receipt:
-            delay = retry_delay(job.attempt - 1) if job.status is JobStatus.QUEUED else 0
-            self.queue.hide(receipt, delay)
+            self.queue.hide(receipt, _requeue_delay(job) if job.status is JobStatus.QUEUED else 0)
 
     def _finish(self, job: Job, info: StatementInfo) -> Job:
         now = self.clock.now()
-        if info.status == "FINISHED":
-            rows = info.copy_rows()
+        if info.status == "FINISHED" and self._next_step(job) is not None:
+            new = job.transition(JobStatus.QUEUED, now, step=job.step + 1, statement_id=None, error=None)
+            logs.info("followup_step_done", step=job.step + 1, of=len(job.steps))
+        elif info.status == "FINISHED":
+            rows = info.copy_rows() if job.kind is JobKind.LOAD else None
             new = job.transition(JobStatus.SUCCEEDED, now, rows=rows, finished_at=now, error=None)
         elif info.status == "ABORTED":
             new = job.transition(JobStatus.CANCELLED, now, finished_at=now, error="statement was cancelled")
@@ -285,6 +312,11 @@ class Service:
                       attempt=new.attempt, duration_s=round(now - (job.submitted_at or now), 3))
             self.notifier.job_finished(new)
         return new
+
+    def _next_step(self, job: Job) -> int | None:
+        if job.kind is not JobKind.FOLLOWUP or self.catalog.followup(job.pipeline).atomic:
+            return None
+        return job.step + 1 if job.step + 1 < len(job.steps) else None
 
     def _load_errors(self, job: Job, info: StatementInfo) -> list[LoadError]:
         """Bad-row details (file, line, column, value, reason) from the load error views."""
@@ -394,6 +426,11 @@ def is_transient(exc: BaseException) -> bool:
     """Worth trying again later: throttling, capacity, 5xx, network (not bad requests or bad config)."""
     text = f"{type(exc).__name__}: {exc}"
     return any(marker in text for marker in _TRANSIENT_MARKERS) or is_retryable_error(text)
+
+
+def _requeue_delay(job: Job) -> int:
+    """0 for a follow-up chain's next step (no error), the retry backoff after a failure."""
+    return 0 if job.error is None else retry_delay(job.attempt - 1)
 
 
 def _first_error(info: StatementInfo) -> str:

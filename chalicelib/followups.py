@@ -1,0 +1,86 @@
+"""DMS follow-ups: when a replication task's full load finishes, run its procedures in order.
+
+A follow-up becomes a FOLLOWUP job on the same queue, ledger, statuses and
+retries as loads. Its steps run in one transaction (`atomic = true`, the
+default) or as a chain, each step in its own transaction after the previous
+one succeeded (for procedures that commit on their own).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol
+
+from chalicelib import logs
+from chalicelib.events import DmsTaskEvent
+from chalicelib.jobs import Job, JobKind, JobStatus, new_job_id
+from chalicelib.pipelines import DmsFollowup
+from chalicelib.service import Service
+
+
+class DmsPort(Protocol):
+    def stop_reason(self, task: str) -> str | None:
+        """The task's StopReason from DescribeReplicationTasks (task ARN or identifier)."""
+
+
+class Followups:
+    def __init__(self, service: Service, dms: DmsPort) -> None:
+        self.service = service
+        self.dms = dms
+
+    def task_state_changed(self, event: DmsTaskEvent) -> Job | None:
+        """A DMS Replication Task State Change event: maybe run the configured follow-up."""
+        followup = self.service.catalog.followup_for_task(event.task_arn)
+        with logs.bound(task=event.task_arn, dms_event=event.event_id):
+            if followup is None:
+                logs.info("dms_event_no_followup")
+                return None
+            if event.is_failure:
+                logs.warning("dms_task_failed", followup=followup.name, message=event.detail_message)
+                return None
+            reason = event.stop_reason
+            if reason is None:  # an ambiguous message: ask DMS why the task stopped
+                reason = self.dms.stop_reason(event.task_arn)
+                logs.info("dms_stop_reason_confirmed", stop_reason=reason)
+            if reason not in followup.stop_reasons:
+                logs.info("dms_stop_reason_ignored", followup=followup.name, stop_reason=reason,
+                          wanted=list(followup.stop_reasons))
+                return None
+            # One run per task run: duplicate deliveries of this event map to the same job id.
+            run_key = f"{followup.name}|{event.task_arn}|{event.time}"
+            return self.start(followup, run_key=run_key, at=_epoch(event.time) or self.service.clock.now())
+
+    def request(self, name: str) -> Job:
+        """POST /followups/{name}: run a follow-up by hand (a new run every time)."""
+        followup = self.service.catalog.followup(name)
+        now = self.service.clock.now()
+        job = self.start(followup, run_key=f"{name}|manual|{now}|{id(self)}", at=now)
+        assert job is not None
+        return job
+
+    def start(self, followup: DmsFollowup, *, run_key: str, at: float) -> Job | None:
+        service = self.service
+        now = service.clock.now()
+        job_id = new_job_id(at, hashlib.sha256(run_key.encode()).hexdigest()[:8])
+        warehouse = followup.warehouse
+        job = Job(id=job_id, kind=JobKind.FOLLOWUP, pipeline=followup.name, target=f"{warehouse}:followup:{followup.name}",
+                  status=JobStatus.QUEUED, files=(), statement_id=None, attempt=1,
+                  max_attempts=service.settings.max_attempts, created_at=now, updated_at=now, submitted_at=None,
+                  finished_at=None, rows=None, error=None, load_errors=(), steps=tuple(followup.steps))
+        if not service.ledger.create_job(job):
+            logs.info("followup_duplicate_run", followup=followup.name, job_id=job_id)
+            return None
+        service.queue.enqueue_job(job.id, group=job.target, dedup_id=f"{job.id}-1")
+        logs.info("followup_queued", followup=followup.name, job_id=job.id, steps=len(job.steps))
+        return job
+
+
+def _epoch(text: str | None) -> float | None:
+    from datetime import datetime
+
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
