@@ -207,7 +207,7 @@ class DataApi:
             raise invalid("Specify either ClusterIdentifier or WorkgroupName, not both.")
         after = decode_token(body.get("NextToken"), "seq")
         with self.engine._lock:
-            statements = sorted(self.engine.statements.values(), key=lambda s: s.seq, reverse=True)
+            statements = list(reversed(self.engine.statements.values()))  # insertion order = seq
         selected = []
         for st in statements:
             if after is not None and st.seq >= after:
