@@ -1,0 +1,178 @@
+"""Jobs: one unit of warehouse work, its statuses and the transitions between them (pure)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+
+class JobStatus(str, Enum):
+    QUEUED = "QUEUED"
+    SUBMITTED = "SUBMITTED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+class JobKind(str, Enum):
+    LOAD = "LOAD"
+    FOLLOWUP = "FOLLOWUP"
+
+
+# QUEUED again from SUBMITTED/RUNNING is a retry (or a follow-up chain's next
+# step); from FAILED/CANCELLED it is a retry someone asked for.
+ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset({JobStatus.SUBMITTED, JobStatus.FAILED, JobStatus.CANCELLED}),
+    JobStatus.SUBMITTED: frozenset({JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.QUEUED,
+                                    JobStatus.CANCELLED}),
+    JobStatus.RUNNING: frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.QUEUED, JobStatus.CANCELLED}),
+    JobStatus.SUCCEEDED: frozenset(),
+    JobStatus.FAILED: frozenset({JobStatus.QUEUED}),
+    JobStatus.CANCELLED: frozenset({JobStatus.QUEUED}),
+}
+
+
+class InvalidTransition(ValueError):
+    def __init__(self, job_id: str, current: JobStatus, wanted: JobStatus) -> None:
+        super().__init__(f"job {job_id}: cannot go from {current.value} to {wanted.value}")
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """One version of one S3 object."""
+
+    bucket: str
+    key: str
+    version: str  # version id, or the ETag where the bucket is not versioned
+    size: int
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class LoadError:
+    """A bad row as the load error views describe it."""
+
+    file: str
+    line: int | None
+    column: str
+    value: str
+    reason: str
+    code: int | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    kind: JobKind
+    pipeline: str          # load pipeline or follow-up name
+    target: str            # "<warehouse>:<schema.table>" (the FIFO group)
+    status: JobStatus
+    files: tuple[FileRef, ...]
+    statement_id: str | None
+    attempt: int
+    max_attempts: int
+    created_at: float
+    updated_at: float
+    submitted_at: float | None
+    finished_at: float | None
+    rows: int | None
+    error: str | None
+    load_errors: tuple[LoadError, ...] = ()
+    steps: tuple[str, ...] = ()
+    step: int = 0          # next step of a chained follow-up
+
+    def transition(self, status: JobStatus, now: float, **changes: Any) -> "Job":
+        if status not in ALLOWED[self.status] and status is not self.status:
+            raise InvalidTransition(self.id, self.status, status)
+        return dataclasses.replace(self, status=status, updated_at=now, **changes)
+
+    # -- persistence: plain JSON-able values (floats only for times) --------
+    def to_item(self) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "id": self.id, "kind": self.kind.value, "pipeline": self.pipeline, "target": self.target,
+            "status": self.status.value, "attempt": self.attempt, "max_attempts": self.max_attempts,
+            "created_at": self.created_at, "updated_at": self.updated_at, "step": self.step,
+            "files": [{"bucket": f.bucket, "key": f.key, "version": f.version, "size": f.size} for f in self.files],
+            "load_errors": [dataclasses.asdict(e) for e in self.load_errors],
+            "steps": list(self.steps),
+        }
+        for name in ("statement_id", "submitted_at", "finished_at", "rows", "error"):
+            value = getattr(self, name)
+            if value is not None:
+                item[name] = value
+        return item
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> "Job":
+        return cls(
+            id=item["id"], kind=JobKind(item["kind"]), pipeline=item["pipeline"], target=item["target"],
+            status=JobStatus(item["status"]),
+            files=tuple(FileRef(f["bucket"], f["key"], f["version"], int(f["size"])) for f in item.get("files", [])),
+            statement_id=item.get("statement_id"), attempt=int(item["attempt"]),
+            max_attempts=int(item["max_attempts"]), created_at=float(item["created_at"]),
+            updated_at=float(item["updated_at"]), submitted_at=_float(item.get("submitted_at")),
+            finished_at=_float(item.get("finished_at")), rows=_int(item.get("rows")), error=item.get("error"),
+            load_errors=tuple(LoadError(**e) for e in item.get("load_errors", [])),
+            steps=tuple(item.get("steps", [])), step=int(item.get("step", 0)),
+        )
+
+    def to_public_dict(self) -> dict[str, Any]:
+        """What GET /jobs/{id} and the job events show."""
+        return {
+            "id": self.id, "kind": self.kind.value, "pipeline": self.pipeline, "target": self.target,
+            "status": self.status.value, "attempt": self.attempt, "max_attempts": self.max_attempts,
+            "created_at": _iso(self.created_at), "updated_at": _iso(self.updated_at),
+            "submitted_at": _iso(self.submitted_at), "finished_at": _iso(self.finished_at),
+            "duration_seconds": round(self.finished_at - self.created_at, 3) if self.finished_at else None,
+            "files": [f.url for f in self.files], "file_count": len(self.files),
+            "bytes": sum(f.size for f in self.files), "rows": self.rows, "statement_id": self.statement_id,
+            "steps": list(self.steps), "error": self.error,
+            "load_errors": [dataclasses.asdict(e) for e in self.load_errors],
+        }
+
+
+def new_job_id(now: float, rand: str) -> str:
+    """Time-sortable: `20261122T113400Z-3f9a1c2b`."""
+    stamp = datetime.fromtimestamp(now, tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{rand}"
+
+
+_RETRYABLE = re.compile(r"\b1023\b|serializable isolation|throttl|rate exceeded|activestatementsexceeded|"
+                        r"activesessionsexceeded|connection reset|server closed the connection|"
+                        r"terminating connection|could not connect", re.IGNORECASE)
+
+
+def is_retryable_error(message: str | None) -> bool:
+    """Errors that a later attempt can get past (conflicts, throttling, dropped connections)."""
+    return bool(message) and bool(_RETRYABLE.search(message or ""))
+
+
+def retry_delay(attempt: int) -> int:
+    """Seconds before attempt `attempt + 1`: 5, 10, 20, … capped at 300 (deterministic)."""
+    return min(5 * 2 ** max(0, attempt - 1), 300)
+
+
+def _iso(value: float | None) -> str | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+__all__ = ["Job", "JobKind", "JobStatus", "FileRef", "LoadError", "InvalidTransition", "new_job_id",
+           "is_retryable_error", "retry_delay"]
