@@ -7,6 +7,7 @@ completion event, a later receive of that message, or the sweeper finishes it.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from chalicelib.planner import build_load_plan
 from chalicelib.ports import (Clock, LedgerPort, NotifierPort, OpenBatch, QueuePort, StatementInfo, StoragePort,
                               WarehousePort)
 from chalicelib.settings import Settings
-from chalicelib.sql import max_files_per_job, render_call, render_load_errors_query
+from chalicelib.sql import max_files_per_job, render_call, render_load_errors_query, render_stl_load_errors_query
 
 TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 IN_FLIGHT = frozenset({JobStatus.SUBMITTED, JobStatus.RUNNING})
@@ -323,19 +324,16 @@ class Service:
         query_ids = info.failed_query_ids()
         if not query_ids or "load" not in (info.error or "").lower():
             return []
-        pipeline = self.catalog.load(job.pipeline)
+        warehouse = self.catalog.warehouse_for(self.catalog.load(job.pipeline))
+        # Serverless has only SYS_LOAD_ERROR_DETAIL; clusters' STL_LOAD_ERRORS also keeps the raw value.
+        sql = (render_load_errors_query(query_ids) if warehouse.workgroup
+               else render_stl_load_errors_query(query_ids[0]))
         try:
-            rows = self.warehouse.query(self.catalog.warehouse_for(pipeline), render_load_errors_query(query_ids))
+            rows = self.warehouse.query(warehouse, sql)
         except Exception as exc:  # diagnostics must never hide the original failure
             logs.warning("load_errors_lookup_failed", error=str(exc))
             return []
-        return [LoadError(file=str(r.get("file_name") or r.get("filename") or "").strip(),
-                          line=_int_or_none(r.get("line_number")),
-                          column=str(r.get("column_name") or r.get("colname") or "").strip(),
-                          value=str(r.get("raw_field_value") or "").strip(),
-                          reason=str(r.get("error_message") or r.get("err_reason") or "").strip(),
-                          code=_int_or_none(r.get("error_code") or r.get("err_code")))
-                for r in rows]
+        return [load_error_from_row(r) for r in rows]
 
     # ------------------------------------------------------- people steering
     def retry(self, job: Job) -> Job:
@@ -438,6 +436,23 @@ def _first_error(info: StatementInfo) -> str:
         if sub.status == "FAILED" and sub.error:
             return sub.error
     return info.error or f"statement {info.id} ended {info.status} without an error message"
+
+
+_VALUE_IN_MESSAGE = re.compile(r"Value '((?:[^']|'')*)'|: \"((?:[^\"]|\"\")*)\"\s*$")
+
+
+def load_error_from_row(row: dict[str, object]) -> LoadError:
+    """A row of the load error views; without a raw value column the value is read from the message."""
+    reason = str(row.get("error_message") or row.get("err_reason") or "").strip()
+    value = row.get("raw_field_value")
+    if value is None:
+        found = _VALUE_IN_MESSAGE.search(reason)
+        value = (found.group(1) if found.group(1) is not None else found.group(2)) if found else ""
+    return LoadError(file=str(row.get("file_name") or row.get("filename") or "").strip(),
+                     line=_int_or_none(row.get("line_number")),
+                     column=str(row.get("column_name") or row.get("colname") or "").strip(),
+                     value=str(value).strip(), reason=reason,
+                     code=_int_or_none(row.get("error_code") or row.get("err_code")))
 
 
 def _int_or_none(value: object) -> int | None:
