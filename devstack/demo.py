@@ -18,6 +18,10 @@ SCHEMA_SQL = Path(__file__).with_name("sample") / "schema.sql"
 STATUSES = ("placed", "paid", "shipped", "delivered", "returned")
 
 
+def _finished(job: dict[str, Any]) -> dict[str, Any] | None:
+    return job if job.get("status") in ("SUCCEEDED", "FAILED", "CANCELLED") else None
+
+
 def run_demo(options: StackOptions) -> int:
     print("▶ starting devstack (PostgreSQL, moto, Redshift Data API emulator, the app's Lambdas)…", flush=True)
     with Devstack(options) as stack:
@@ -28,6 +32,8 @@ def run_demo(options: StackOptions) -> int:
         demo.wait_and_report("first wave")
         demo.land_second_wave()
         demo.wait_and_report("second wave: a late re-upload and a bad file")
+        demo.http_load()
+        demo.dms_full_load_finished()
         demo.show_tables()
         failed = [j for j in demo.jobs() if j.status.value == "FAILED"]
         print("\n✔ demo finished: every file is either loaded or reported with its reason"
@@ -104,6 +110,44 @@ class Demo:
                              "properties": json.dumps({"page": f"/p/{i}"})}) for i in range(n)]
         return ("\n".join(lines) + "\n").encode()
 
+    # ------------------------------------------------------ HTTP and DMS
+    def http_load(self) -> None:
+        import requests
+
+        print("\n▶ POST /loads — reload the customer snapshot on purpose (force), over HTTP")
+        body = {"pipeline": "customers", "keys": ["customers/customers.csv"], "force": True}
+        reply = requests.post(f"{self.stack.api_url}/loads", json=body, timeout=10)
+        print(f"  {reply.status_code} {reply.json()}")
+        job_id = reply.json()["jobs"][0]
+        job = self.stack.wait_for(lambda: _finished(requests.get(f"{self.stack.api_url}/jobs/{job_id}", timeout=10).json()),
+                                  timeout=60, what="the HTTP-triggered job")
+        self.reported.add(job_id)
+        print(f"  GET /jobs/{job_id} → status={job['status']} rows={job['rows']} files={job['files']}")
+        bad = requests.post(f"{self.stack.api_url}/loads", json={"pipeline": "customers", "keys": "x"}, timeout=10)
+        print(f"  a bad request is refused, naming the field: {bad.status_code} {bad.json()}")
+
+    def dms_full_load_finished(self) -> None:
+        print("\n▶ DMS: the full load of 'dms-full-dump-task' lands staging rows, then its 'stopped' event arrives")
+        rows_c = ", ".join(f"({i}, 'Customer {i}', '{['emea', 'amer', 'apac'][i % 3]}')" for i in range(1, 51))
+        rows_s = ", ".join(f"({i}, {1 + i % 50}, DATE '2026-11-01' + {i % 20}, {1 + i % 5}, {9.5 + i % 7})"
+                           for i in range(1, 501))
+        for sql in (f"INSERT INTO dbo.stg_customers VALUES {rows_c}", f"INSERT INTO dbo.stg_sales VALUES {rows_s}"):
+            self._wait_statement(self.rsdata.execute_statement(WorkgroupName="analytics", Database="dev", Sql=sql)["Id"])
+        event = {  # the shape of the AWS documentation's example, full-load-finished variant
+            "Source": "aws.dms", "DetailType": "DMS Replication Task State Change",
+            "Resources": ["arn:aws:dms:us-east-1:123456789012:task:AAAABBBB0CCCCDDDDEEEEE1FFFF2GGG3FFFFFF3"],
+            "Detail": json.dumps({
+                "type": "REPLICATION_TASK", "category": "StateChange", "eventType": "REPLICATION_TASK_STOPPED",
+                "eventId": "DMS-EVENT-0079",
+                "resourceLink": "https://console.aws.amazon.com/dms/v2/home?region=us-east-1#taskDetails/dms-full-dump-task",
+                "detailMessage": "Stop Reason FULL_LOAD_ONLY_FINISHED"}),
+        }
+        events = self.stack.client("events")
+        events.put_events(Entries=[event])
+        events.put_events(Entries=[event])  # delivered twice: the follow-up still runs once
+        print("  put the DMS-EVENT-0079 (REPLICATION_TASK_STOPPED, FULL_LOAD_ONLY_FINISHED) event twice")
+        self.wait_and_report("DMS follow-up 'customer-sales'")
+
     # --------------------------------------------------------------- report
     def jobs(self) -> list[Any]:
         return self.stack.service().ledger.list_jobs(pipeline=None, status=None, since=None, limit=200,
@@ -142,6 +186,10 @@ class Demo:
              "SELECT COUNT(*) - COUNT(DISTINCT order_id) AS n FROM sales.orders"),
             ("sales.customers rows", "SELECT COUNT(*) AS n FROM sales.customers"),
             ("analytics.events rows", "SELECT COUNT(*) AS n FROM analytics.events"),
+            ("dbo.dim_customer rows (step 1 of the DMS follow-up)", "SELECT COUNT(*) AS n FROM dbo.dim_customer"),
+            ("dbo.fact_sales by region (step 2 joins the dimension)",
+             "SELECT d.region, COUNT(*) AS sales, SUM(f.revenue) AS revenue FROM dbo.fact_sales f "
+             "JOIN dbo.dim_customer d ON d.customer_key = f.customer_key GROUP BY d.region ORDER BY d.region"),
             ("sales.order_stats (written by CALL sales.refresh_order_stats() after each orders load)",
              "SELECT status, orders, revenue FROM sales.order_stats ORDER BY status"),
         ]

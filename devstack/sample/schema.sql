@@ -39,3 +39,38 @@ BEGIN
     SELECT status, COUNT(*), SUM(amount), GETDATE() FROM sales.orders GROUP BY status;
 END;
 $$ LANGUAGE plpgsql;
+-- DMS lands full-load copies of the source tables in dbo.stg_*; the follow-up builds the
+-- customer dimension first, then the fact table that joins it.
+CREATE TABLE IF NOT EXISTS dbo.stg_customers (cust_id INTEGER, cust_name VARCHAR(100), region VARCHAR(20));
+CREATE TABLE IF NOT EXISTS dbo.stg_sales (sale_id BIGINT, cust_id INTEGER, sold_on DATE, qty INTEGER, price DECIMAL(10,2));
+CREATE TABLE IF NOT EXISTS dbo.dim_customer (
+    customer_key BIGINT IDENTITY(1,1),
+    cust_id      INTEGER NOT NULL,
+    cust_name    VARCHAR(100),
+    region       VARCHAR(20),
+    loaded_at    TIMESTAMP DEFAULT GETDATE()
+) DISTSTYLE ALL SORTKEY(cust_id);
+CREATE TABLE IF NOT EXISTS dbo.fact_sales (
+    sale_id      BIGINT NOT NULL,
+    customer_key BIGINT NOT NULL,
+    sold_on      DATE,
+    revenue      DECIMAL(12,2)
+) DISTKEY(customer_key) SORTKEY(sold_on);
+CREATE OR REPLACE PROCEDURE dbo.sp_load_cust_dim()
+AS $$
+BEGIN
+    DELETE FROM dbo.dim_customer;
+    INSERT INTO dbo.dim_customer (cust_id, cust_name, region)
+    SELECT cust_id, NVL(cust_name, 'unknown'), UPPER(region) FROM dbo.stg_customers;
+    RAISE INFO 'dim_customer rebuilt';
+END;
+$$ LANGUAGE plpgsql;
+CREATE OR REPLACE PROCEDURE dbo.sp_load_fact_sales()
+AS $$
+BEGIN
+    DELETE FROM dbo.fact_sales;
+    INSERT INTO dbo.fact_sales (sale_id, customer_key, sold_on, revenue)
+    SELECT s.sale_id, d.customer_key, s.sold_on, s.qty * s.price
+    FROM dbo.stg_sales s JOIN dbo.dim_customer d ON d.cust_id = s.cust_id;
+END;
+$$ LANGUAGE plpgsql;
