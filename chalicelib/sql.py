@@ -163,7 +163,10 @@ def parse_copy_option(text: str) -> CopyOption:
         raise ValueError(bad + f"{value!r} is not an AWS Region name like 'us-east-1'")
     if keyword in ("DATEFORMAT", "TIMEFORMAT") and not value.strip():
         raise ValueError(bad + f"{keyword} needs a non-empty format")
-    render_option(CopyOption(keyword, value))  # rejects NUL and other unrenderable values now, not at load time
+    try:
+        render_option(CopyOption(keyword, value))  # reject NUL and other unrenderable values now, not at load time
+    except ValueError as exc:
+        raise ValueError(bad + str(exc)) from None
     return CopyOption(keyword, value)
 
 
