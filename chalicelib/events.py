@@ -83,6 +83,13 @@ def _get(obj: Any, path: str) -> Any:
     return current
 
 
+def _dict(obj: Any, path: str) -> dict[str, Any]:
+    value = _get(obj, path)
+    if not isinstance(value, dict):
+        raise EventError(f"{path} must be an object, got {type(value).__name__}")
+    return value
+
+
 def _str(obj: Any, path: str) -> str:
     value = _get(obj, path)
     if not isinstance(value, str) or not value:
@@ -122,7 +129,7 @@ def parse_s3_notification(body: Any) -> list[FileEvent]:
         name = _str(body, f"{where}.eventName")
         if not name.startswith("ObjectCreated"):
             continue
-        obj = _get(body, f"{where}.s3.object")
+        obj = _dict(body, f"{where}.s3.object")
         raw_key = _str(body, f"{where}.s3.object.key")
         events.append(FileEvent(
             bucket=_str(body, f"{where}.s3.bucket.name"),
@@ -142,7 +149,7 @@ def parse_eventbridge_object_created(event: Any) -> FileEvent:
     if _get(event, "source") != "aws.s3" or _get(event, "detail-type") != "Object Created":
         raise EventError(f"expected source aws.s3 / detail-type 'Object Created', got "
                          f"{event.get('source')!r} / {event.get('detail-type')!r}")
-    obj = _get(event, "detail.object")
+    obj = _dict(event, "detail.object")
     found = FileEvent(
         bucket=_str(event, "detail.bucket.name"),
         key=_str(event, "detail.object.key"),  # EventBridge keys arrive decoded
@@ -150,7 +157,7 @@ def parse_eventbridge_object_created(event: Any) -> FileEvent:
         version_id=obj.get("version-id"),
         size=_size(obj.get("size", 0), "detail.object.size"),
         sequencer=obj.get("sequencer"),
-        event_name=f"ObjectCreated:{_get(event, 'detail').get('reason', 'Unknown')}",
+        event_name=f"ObjectCreated:{_dict(event, 'detail').get('reason', 'Unknown')}",
         event_time=str(event.get("time", "")),
     )
     found.version  # noqa: B018
@@ -186,7 +193,7 @@ def parse_dms_event(event: Any) -> DmsTaskEvent:
     resources = _get(event, "resources")
     if not isinstance(resources, list) or not resources or not isinstance(resources[0], str):
         raise EventError("resources[0] (the replication task ARN) missing")
-    message = str(_get(event, "detail").get("detailMessage") or "")
+    message = str(_dict(event, "detail").get("detailMessage") or "")
     match = _STOP_REASON.search(message)
     return DmsTaskEvent(id=str(event.get("id", "")), task_arn=resources[0], event_id=_str(event, "detail.eventId"),
                         event_type=_str(event, "detail.eventType"), detail_message=message,
@@ -196,7 +203,7 @@ def parse_dms_event(event: Any) -> DmsTaskEvent:
 def parse_statement_event(event: Any) -> StatementEvent:
     if _get(event, "source") != "aws.redshift-data":
         raise EventError(f"source must be 'aws.redshift-data', got {event.get('source')!r}")
-    detail = _get(event, "detail")
+    detail = _dict(event, "detail")
     state = _str(event, "detail.state")
     if state not in ("FINISHED", "FAILED", "ABORTED"):
         raise EventError(f"detail.state must be FINISHED, FAILED or ABORTED, got {state!r}")
