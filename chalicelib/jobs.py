@@ -94,20 +94,25 @@ class Job:
             raise InvalidTransition(self.id, self.status, status)
         return dataclasses.replace(self, status=status, updated_at=now, **changes)
 
-    # -- persistence: plain JSON-able values (floats only for times) --------
+    # -- persistence: plain JSON/DynamoDB values; times as integer epoch milliseconds, because
+    # DynamoDB rejects Python floats and a float round trip through Decimal is not exact.
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
             "id": self.id, "kind": self.kind.value, "pipeline": self.pipeline, "target": self.target,
             "status": self.status.value, "attempt": self.attempt, "max_attempts": self.max_attempts,
-            "created_at": self.created_at, "updated_at": self.updated_at, "step": self.step,
+            "created_ms": _ms(self.created_at), "updated_ms": _ms(self.updated_at), "step": self.step,
             "files": [{"bucket": f.bucket, "key": f.key, "version": f.version, "size": f.size} for f in self.files],
             "load_errors": [dataclasses.asdict(e) for e in self.load_errors],
             "steps": list(self.steps),
         }
-        for name in ("statement_id", "submitted_at", "finished_at", "rows", "error"):
+        for name in ("statement_id", "rows", "error"):
             value = getattr(self, name)
             if value is not None:
                 item[name] = value
+        for name in ("submitted_at", "finished_at"):
+            value = getattr(self, name)
+            if value is not None:
+                item[name.replace("_at", "_ms")] = _ms(value)
         return item
 
     @classmethod
@@ -117,9 +122,9 @@ class Job:
             status=JobStatus(item["status"]),
             files=tuple(FileRef(f["bucket"], f["key"], f["version"], int(f["size"])) for f in item.get("files", [])),
             statement_id=item.get("statement_id"), attempt=int(item["attempt"]),
-            max_attempts=int(item["max_attempts"]), created_at=float(item["created_at"]),
-            updated_at=float(item["updated_at"]), submitted_at=_float(item.get("submitted_at")),
-            finished_at=_float(item.get("finished_at")), rows=_int(item.get("rows")), error=item.get("error"),
+            max_attempts=int(item["max_attempts"]), created_at=_time(item, "created"),
+            updated_at=_time(item, "updated"), submitted_at=_time(item, "submitted"),
+            finished_at=_time(item, "finished"), rows=_int(item.get("rows")), error=item.get("error"),
             load_errors=tuple(LoadError(**e) for e in item.get("load_errors", [])),
             steps=tuple(item.get("steps", [])), step=int(item.get("step", 0)),
         )
@@ -166,8 +171,16 @@ def _iso(value: float | None) -> str | None:
     return datetime.fromtimestamp(value, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
+def _ms(seconds: float) -> int:
+    return int(round(seconds * 1000))
+
+
+def _time(item: dict[str, Any], name: str) -> Any:
+    """Epoch seconds from `<name>_ms` (or a legacy float `<name>_at`); None when absent."""
+    if item.get(f"{name}_ms") is not None:
+        return int(item[f"{name}_ms"]) / 1000
+    legacy = item.get(f"{name}_at")
+    return None if legacy is None else float(legacy)
 
 
 def _int(value: Any) -> int | None:
