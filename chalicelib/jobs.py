@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -89,7 +89,7 @@ class Job:
     steps: tuple[str, ...] = ()
     step: int = 0          # next step of a chained follow-up
 
-    def transition(self, status: JobStatus, now: float, **changes: Any) -> "Job":
+    def transition(self, status: JobStatus, now: float, **changes: Any) -> Job:
         if status not in ALLOWED[self.status] and status is not self.status:
             raise InvalidTransition(self.id, self.status, status)
         return dataclasses.replace(self, status=status, updated_at=now, **changes)
@@ -116,7 +116,7 @@ class Job:
         return item
 
     @classmethod
-    def from_item(cls, item: dict[str, Any]) -> "Job":
+    def from_item(cls, item: dict[str, Any]) -> Job:
         return cls(
             id=item["id"], kind=JobKind(item["kind"]), pipeline=item["pipeline"], target=item["target"],
             status=JobStatus(item["status"]),
@@ -146,7 +146,7 @@ class Job:
 
 def new_job_id(now: float, rand: str) -> str:
     """Time-sortable: `20261122T113400Z-3f9a1c2b`."""
-    stamp = datetime.fromtimestamp(now, tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.fromtimestamp(now, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{rand}"
 
 
@@ -168,7 +168,7 @@ def retry_delay(attempt: int) -> int:
 def _iso(value: float | None) -> str | None:
     if value is None:
         return None
-    return datetime.fromtimestamp(value, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(value, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _ms(seconds: float) -> int:
@@ -187,5 +187,14 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-__all__ = ["Job", "JobKind", "JobStatus", "FileRef", "LoadError", "InvalidTransition", "new_job_id",
-           "is_retryable_error", "retry_delay"]
+__all__ = [
+    "FileRef",
+    "InvalidTransition",
+    "Job",
+    "JobKind",
+    "JobStatus",
+    "LoadError",
+    "is_retryable_error",
+    "new_job_id",
+    "retry_delay",
+]

@@ -426,9 +426,7 @@ class _Checker:
                     self.add(sec, name, "table", str(exc))
             options = self.options(sec, name, f.get("options", ()), fmt if fmt in FORMATS else None)
             keys, order_by, columns = f.get("keys", ()), f.get("order_by"), f.get("columns")
-            if mode == "upsert" and "keys" not in table:
-                self.add(sec, name, "keys", "upsert needs at least one key")
-            elif mode == "upsert" and "keys" in f and not keys:
+            if mode == "upsert" and "keys" not in table or mode == "upsert" and "keys" in f and not keys:
                 self.add(sec, name, "keys", "upsert needs at least one key")
             elif mode != "upsert" and "keys" in table:
                 self.add(sec, name, "keys", f"keys are only for mode 'upsert' (mode is '{mode}')")

@@ -102,7 +102,7 @@ COMPRESSION = frozenset({"GZIP", "BZIP2", "ZSTD"})
 ALLOWED_OPTIONS = tuple(_SPECS)
 _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _LITERAL = r"'((?:[^']|'')*)'"
-_OPTION_RE = re.compile(r"^([A-Za-z_0-9]+)(?:\s+(AS)\b)?\s*(.*)$", re.S | re.I)
+_OPTION_RE = re.compile(r"^([A-Za-z_0-9]+)(?:\s+(AS)\b)?\s*(.*)$", re.DOTALL | re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def parse_copy_option(text: str) -> CopyOption:
         return CopyOption(keyword, rest.upper())
     if spec.arg == "optional-char" and not rest and not has_as:
         return CopyOption(keyword)
-    lit = re.fullmatch(_LITERAL, rest, re.S)
+    lit = re.fullmatch(_LITERAL, rest, re.DOTALL)
     if lit is None:
         # Semicolons, comments or a second option after the argument all end up here.
         raise ValueError(bad + f"{keyword} needs one quoted argument like {keyword} 'x' and nothing after it")

@@ -9,9 +9,16 @@ from typing import Any
 
 import pytest
 
-from chalicelib.events import (EventError, FileEvent, is_s3_test_event, parse_dms_event,
-                               parse_eventbridge_object_created, parse_s3_notification, parse_sqs_body,
-                               parse_statement_event)
+from chalicelib.events import (
+    EventError,
+    FileEvent,
+    is_s3_test_event,
+    parse_dms_event,
+    parse_eventbridge_object_created,
+    parse_s3_notification,
+    parse_sqs_body,
+    parse_statement_event,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -7,8 +7,17 @@ from decimal import Decimal
 
 import pytest
 
-from chalicelib.jobs import (FileRef, InvalidTransition, Job, JobKind, JobStatus, LoadError, is_retryable_error,
-                             new_job_id, retry_delay)
+from chalicelib.jobs import (
+    FileRef,
+    InvalidTransition,
+    Job,
+    JobKind,
+    JobStatus,
+    LoadError,
+    is_retryable_error,
+    new_job_id,
+    retry_delay,
+)
 
 NOW = 1795347240.0  # 2026-11-22T11:34:00Z
 S = JobStatus

@@ -9,8 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.pipelines import (BatchLimits, Catalog, CatalogError, TableName, load_catalog, parse_catalog,
-                                  statement_problem)
+from chalicelib.pipelines import (
+    BatchLimits,
+    Catalog,
+    CatalogError,
+    TableName,
+    load_catalog,
+    parse_catalog,
+    statement_problem,
+)
 from chalicelib.sql import CopyOption
 
 FIXTURES = Path(__file__).parent / "fixtures"
