@@ -48,6 +48,7 @@ class DmsTaskEvent:
     detail_message: str
     stop_reason: str | None
     time: str
+    task_name: str | None = None  # from resourceLink (…#taskDetails/<identifier>); ARNs end in a random id
 
     @property
     def is_failure(self) -> bool:
@@ -193,11 +194,17 @@ def parse_dms_event(event: Any) -> DmsTaskEvent:
     resources = _get(event, "resources")
     if not isinstance(resources, list) or not resources or not isinstance(resources[0], str):
         raise EventError("resources[0] (the replication task ARN) missing")
-    message = str(_dict(event, "detail").get("detailMessage") or "")
+    detail = _dict(event, "detail")
+    message = str(detail.get("detailMessage") or "")
     match = _STOP_REASON.search(message)
+    link = _TASK_LINK.search(str(detail.get("resourceLink") or ""))
     return DmsTaskEvent(id=str(event.get("id", "")), task_arn=resources[0], event_id=_str(event, "detail.eventId"),
                         event_type=_str(event, "detail.eventType"), detail_message=message,
-                        stop_reason=match.group(1) if match else None, time=str(event.get("time", "")))
+                        stop_reason=match.group(1) if match else None, time=str(event.get("time", "")),
+                        task_name=link.group(1) if link else None)
+
+
+_TASK_LINK = re.compile(r"#taskDetails/([A-Za-z0-9-]+)")
 
 
 def parse_statement_event(event: Any) -> StatementEvent:

@@ -22,6 +22,9 @@ class DmsPort(Protocol):
     def stop_reason(self, task: str) -> str | None:
         """The task's StopReason from DescribeReplicationTasks (task ARN or identifier)."""
 
+    def task_identifier(self, task_arn: str) -> str | None:
+        """The ReplicationTaskIdentifier behind an ARN (ARNs end in a random resource id)."""
+
 
 class Followups:
     def __init__(self, service: Service, dms: DmsPort) -> None:
@@ -30,7 +33,7 @@ class Followups:
 
     def task_state_changed(self, event: DmsTaskEvent) -> Job | None:
         """A DMS Replication Task State Change event: maybe run the configured follow-up."""
-        followup = self.service.catalog.followup_for_task(event.task_arn)
+        followup = self._followup_for(event)
         with logs.bound(task=event.task_arn, dms_event=event.event_id):
             if followup is None:
                 logs.info("dms_event_no_followup")
@@ -49,6 +52,21 @@ class Followups:
             # One run per task run: duplicate deliveries of this event map to the same job id.
             run_key = f"{followup.name}|{event.task_arn}|{event.time}"
             return self.start(followup, run_key=run_key, at=_epoch(event.time) or self.service.clock.now())
+
+    def _followup_for(self, event: DmsTaskEvent) -> DmsFollowup | None:
+        """Match by ARN, then by the identifier in the event's console link, then ask DMS."""
+        catalog = self.service.catalog
+        found = catalog.followup_for_task(event.task_arn)
+        if found is None and event.task_name:
+            found = catalog.followup_for_task(event.task_name)
+        if found is None and catalog.dms_followups:
+            try:
+                identifier = self.dms.task_identifier(event.task_arn)
+            except Exception as exc:  # no DMS access: the ARN and link were all we had
+                logs.warning("dms_task_lookup_failed", error=f"{type(exc).__name__}: {exc}")
+                identifier = None
+            found = catalog.followup_for_task(identifier) if identifier else None
+        return found
 
     def request(self, name: str) -> Job:
         """POST /followups/{name}: run a follow-up by hand (a new run every time)."""

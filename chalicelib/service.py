@@ -345,8 +345,7 @@ class Service:
         if not self.ledger.save_job(retried, expected=job.status, expected_attempt=job.attempt):
             raise RuntimeError(f"job '{job.id}' changed while it was being retried; try again")
         self.ledger.mark_files(retried.files, "BATCHED", retried.id)
-        pipeline = self.catalog.load(job.pipeline)
-        self.queue.enqueue_job(job.id, group=self._group(pipeline), dedup_id=f"{job.id}-{retried.attempt}")
+        self.queue.enqueue_job(job.id, group=job.target, dedup_id=f"{job.id}-{retried.attempt}")
         logs.info("job_retry_requested", job_id=job.id, attempt=retried.attempt)
         return retried
 
@@ -399,10 +398,10 @@ class Service:
                 continue
             with logs.bound(job_id=job.id, pipeline=job.pipeline, table=job.target):
                 if job.status is JobStatus.QUEUED:
-                    pipeline = self.catalog.load(job.pipeline)
                     # Its message may have been lost; a duplicate is harmless (the worker checks status).
+                    # The job's target is its FIFO group, for loads and follow-ups alike.
                     slot = int(now // max(1, self.settings.sweep_grace_seconds))
-                    self.queue.enqueue_job(job.id, group=self._group(pipeline), dedup_id=f"{job.id}-{job.attempt}-s{slot}")
+                    self.queue.enqueue_job(job.id, group=job.target, dedup_id=f"{job.id}-{job.attempt}-s{slot}")
                     report.requeued.append(job.id)
                     logs.info("job_requeued_by_sweeper")
                 elif job.status in IN_FLIGHT and job.statement_id:
