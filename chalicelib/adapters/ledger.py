@@ -78,7 +78,7 @@ class DynamoLedger:
 
     # ------------------------------------------------------------------ files
     def add_file(self, pipeline: str, file: FileRef, *, now: float, batch_id: str, force: bool) -> AddResult:
-        file_item = {"pk": file_pk(file), "kind": "file", "pipeline": pipeline, "bucket": file.bucket,
+        file_item = {"pk": file_pk(file), "item_type": "file", "pipeline": pipeline, "bucket": file.bucket,
                      "key": file.key, "version": file.version, "size": file.size, "status": "BATCHED",
                      "seen_at": now, "expires_at": int(now) + self.ttl_seconds}
         put: dict[str, Any] = {"TableName": self.table, "Item": _dump(file_item)}
@@ -89,7 +89,7 @@ class DynamoLedger:
             "Key": _dump({"pk": f"open#{pipeline}"}),
             "UpdateExpression": ("SET files = list_append(if_not_exists(files, :empty), :f), "
                                  "batch_id = if_not_exists(batch_id, :bid), opened_at = if_not_exists(opened_at, :now), "
-                                 "version = if_not_exists(version, :zero) + :one, kind = :kind, "
+                                 "version = if_not_exists(version, :zero) + :one, item_type = :kind, "
                                  "pipeline = :p, g2pk = :g2, g2sk = if_not_exists(g2sk, :bid)"),
             "ExpressionAttributeValues": _dump({":empty": [], ":f": [_file_map(file)], ":bid": batch_id,
                                                 ":now": now, ":zero": 0, ":one": 1, ":kind": "open",
@@ -137,7 +137,7 @@ class DynamoLedger:
         key = _dump({"pk": f"open#{batch.pipeline}"})
         condition = {"ConditionExpression": "version = :v", "ExpressionAttributeValues": _dump({":v": batch.version})}
         if remainder:
-            rest = {"pk": f"open#{batch.pipeline}", "kind": "open", "pipeline": batch.pipeline,
+            rest = {"pk": f"open#{batch.pipeline}", "item_type": "open", "pipeline": batch.pipeline,
                     "batch_id": remainder_id, "files": [_file_map(f) for f in remainder], "opened_at": batch.opened_at,
                     "version": batch.version + 1, "g2pk": "open", "g2sk": remainder_id}
             first = {"Put": {"TableName": self.table, "Item": _dump(rest), **condition}}
@@ -155,7 +155,7 @@ class DynamoLedger:
 
     # ------------------------------------------------------------------- jobs
     def _job_item(self, job: Job) -> dict[str, Any]:
-        item = {**job.to_item(), "pk": f"job#{job.id}", "kind": "job", "g1pk": "job", "g1sk": job.id}
+        item = {**job.to_item(), "pk": f"job#{job.id}", "item_type": "job", "g1pk": "job", "g1sk": job.id}
         if job.status.value not in TERMINAL:
             item.update(g2pk="active", g2sk=job.id)
         return item
@@ -260,7 +260,7 @@ class DynamoLedger:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-_INTERNAL = {"pk", "kind", "g1pk", "g1sk", "g2pk", "g2sk", "receipt"}
+_INTERNAL = {"pk", "item_type", "g1pk", "g1sk", "g2pk", "g2sk", "receipt"}
 
 
 def _strip(item: dict[str, Any]) -> dict[str, Any]:
