@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd.add_argument("--dsn", default=None, help="use this PostgreSQL server instead of starting one")
         cmd.add_argument("--api-port", type=int, default=0, help="port of the HTTP API (default: any free port)")
     args = parser.parse_args(argv)
-    options = StackOptions(dsn=args.dsn, api_port=args.api_port)
+    options = StackOptions(dsn=args.dsn, api_port=args.api_port, log_file=Path(".devstack") / "app.log")
     if args.pipelines:
         options.pipelines = args.pipelines.resolve()
     if args.command == "demo":
@@ -58,6 +58,7 @@ def summary(stack: Devstack) -> str:
         f"  pipelines                           {stack.options.pipelines.name}: "
         + ", ".join(f"{p.name} → {p.table.qualified} (s3://{p.bucket}/{p.prefix})" for p in catalog.loads),
         "  environment for your shell:         source .devstack/env",
+        f"  the Lambdas' JSON logs               {stack.options.log_file}",
         "  Ctrl-C stops everything and removes its files.",
     ]
     return "\n".join(lines)

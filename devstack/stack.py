@@ -37,6 +37,7 @@ class StackOptions:
     state_dir: Path | None = REPO_ROOT / ".devstack"
     concurrency: dict[str, int] = field(default_factory=lambda: {"router": 2, "worker": 4, "completion": 2})
     extra_env: dict[str, str] = field(default_factory=dict)
+    log_file: Path | None = None        # the app's JSON log lines go here instead of stdout
 
 
 class Devstack:
@@ -71,6 +72,8 @@ class Devstack:
         self.emulator = RedshiftEmulator(dsn, s3_endpoint=self.moto_url, events_endpoint=self.moto_url,
                                          region=REGION).start()
         os.environ.update(self.environment())
+        if self.options.log_file:
+            self._redirect_logs(self.options.log_file)
         self._load_app()
         if self.options.serve_http:
             self._serve_http()
@@ -116,9 +119,22 @@ class Devstack:
         self.pump = Pump(self.app, endpoint=self.moto_url, region=REGION,
                          schedule_seconds=self.options.schedule_seconds, concurrency=self.options.concurrency).start()
 
+    def _redirect_logs(self, path: Path) -> None:
+        from chalicelib import logs  # noqa: F401  (configures the logger)
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        logger = logging.getLogger("redshift_loader")
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+
     def _serve_http(self) -> None:
         from chalice.config import Config
-        from chalice.local import LocalDevServer
+        from chalice.local import ChaliceRequestHandler, LocalDevServer
+
+        ChaliceRequestHandler.log_message = lambda *args, **kwargs: None  # no access log on the console
 
         port = self.options.api_port or _free_port()
         config = Config.create(chalice_stage="local", chalice_app=self.app, app_name="redshift-loader")
