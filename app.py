@@ -6,7 +6,7 @@ import os
 
 from chalice import Chalice, IAMAuthorizer, Rate, Response
 
-from chalicelib import api, bootstrap, handlers, resources
+from chalicelib import api, bootstrap, handlers, openapi, resources
 
 app = Chalice(app_name="redshift-loader")
 
@@ -62,6 +62,11 @@ def _respond(call) -> Response:
 @app.route("/health", methods=["GET"])
 def health():
     return _respond(api.health)
+
+
+@app.route("/openapi.json", methods=["GET"])
+def openapi_document():
+    return openapi.document()
 
 
 @app.route("/pipelines", methods=["GET"], authorizer=AUTH)
