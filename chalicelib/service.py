@@ -7,7 +7,6 @@ completion event, a later receive of that message, or the sweeper finishes it.
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,7 +14,8 @@ from enum import Enum
 
 from chalicelib import logs
 from chalicelib.events import FileEvent, StatementEvent
-from chalicelib.jobs import FileRef, Job, JobKind, JobStatus, LoadError, is_retryable_error, new_job_id, retry_delay
+from chalicelib.jobs import FileRef, Job, JobKind, JobStatus, LoadError, is_retryable_error, new_job_id
+from chalicelib.outcomes import first_error, is_transient, load_error_from_row, requeue_delay
 from chalicelib.pipelines import Catalog, LoadPipeline, Warehouse
 from chalicelib.planner import build_load_plan
 from chalicelib.ports import (Clock, LedgerPort, NotifierPort, OpenBatch, QueuePort, StatementInfo, StoragePort,
@@ -190,7 +190,7 @@ class Service:
 
     def _after(self, job: Job) -> WorkerResult:
         if job.status is JobStatus.QUEUED:  # a retry after its backoff, or a chain's next step at once
-            return WorkerResult(Disposition.KEEP, _requeue_delay(job))
+            return WorkerResult(Disposition.KEEP, requeue_delay(job))
         return WorkerResult(Disposition.DONE)
 
     def _waiting_for_loads(self, job: Job) -> bool:
@@ -282,7 +282,7 @@ class Service:
         """Let the job's held FIFO message go now (or after the retry backoff)."""
         receipt = self.ledger.get_receipt(job.id)
         if receipt:
-            self.queue.hide(receipt, _requeue_delay(job) if job.status is JobStatus.QUEUED else 0)
+            self.queue.hide(receipt, requeue_delay(job) if job.status is JobStatus.QUEUED else 0)
 
     def _finish(self, job: Job, info: StatementInfo) -> Job:
         now = self.clock.now()
@@ -295,7 +295,7 @@ class Service:
         elif info.status == "ABORTED":
             new = job.transition(JobStatus.CANCELLED, now, finished_at=now, error="statement was cancelled")
         else:
-            error = _first_error(info)
+            error = first_error(info)
             if is_retryable_error(error) and job.attempt < job.max_attempts:
                 new = job.transition(JobStatus.QUEUED, now, attempt=job.attempt + 1, statement_id=None, error=error)
                 logs.warning("job_retry", error=error, attempt=job.attempt, next_attempt=job.attempt + 1)
@@ -412,50 +412,3 @@ class Service:
                         report.finished.append(job.id)
                         logs.info("job_finished_by_sweeper", status=finished.status.value)
         return report
-
-
-_TRANSIENT_MARKERS = ("Throttl", "TooManyRequests", "ActiveStatementsExceeded", "ActiveSessionsExceeded",
-                      "InternalServer", "ServiceUnavailable", "EndpointConnectionError", "ConnectionClosed",
-                      "ReadTimeout", "ConnectTimeout", "ProvisionedThroughputExceeded", "RequestLimitExceeded")
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Worth trying again later: throttling, capacity, 5xx, network (not bad requests or bad config)."""
-    text = f"{type(exc).__name__}: {exc}"
-    return any(marker in text for marker in _TRANSIENT_MARKERS) or is_retryable_error(text)
-
-
-def _requeue_delay(job: Job) -> int:
-    """0 for a follow-up chain's next step (no error), the retry backoff after a failure."""
-    return 0 if job.error is None else retry_delay(job.attempt - 1)
-
-
-def _first_error(info: StatementInfo) -> str:
-    for sub in info.sub_statements:
-        if sub.status == "FAILED" and sub.error:
-            return sub.error
-    return info.error or f"statement {info.id} ended {info.status} without an error message"
-
-
-_VALUE_IN_MESSAGE = re.compile(r"Value '((?:[^']|'')*)'|: \"((?:[^\"]|\"\")*)\"\s*$")
-
-
-def load_error_from_row(row: dict[str, object]) -> LoadError:
-    """A row of the load error views; without a raw value column the value is read from the message."""
-    reason = str(row.get("error_message") or row.get("err_reason") or "").strip()
-    value = row.get("raw_field_value")
-    if value is None:
-        found = _VALUE_IN_MESSAGE.search(reason)
-        value = (found.group(1) if found.group(1) is not None else found.group(2)) if found else ""
-    return LoadError(file=str(row.get("file_name") or row.get("filename") or "").strip(),
-                     line=_int_or_none(row.get("line_number")),
-                     column=str(row.get("column_name") or row.get("colname") or "").strip(),
-                     value=str(value).strip(), reason=reason,
-                     code=_int_or_none(row.get("error_code") or row.get("err_code")))
-
-
-def _int_or_none(value: object) -> int | None:
-    try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
