@@ -9,6 +9,7 @@ one succeeded (for procedures that commit on their own).
 from __future__ import annotations
 
 import hashlib
+import secrets
 from typing import Protocol
 
 from chalicelib import logs
@@ -72,7 +73,7 @@ class Followups:
         """POST /followups/{name}: run a follow-up by hand (a new run every time)."""
         followup = self.service.catalog.followup(name)
         now = self.service.clock.now()
-        job = self.start(followup, run_key=f"{name}|manual|{now}|{id(self)}", at=now)
+        job = self.start(followup, run_key=f"{name}|manual|{secrets.token_hex(8)}", at=now)
         assert job is not None
         return job
 
