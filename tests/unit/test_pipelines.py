@@ -16,8 +16,8 @@ from chalicelib.pipelines import (
     TableName,
     load_catalog,
     parse_catalog,
-    statement_problem,
 )
+from chalicelib.catalogcheck import statement_problem
 from chalicelib.sql import CopyOption
 
 FIXTURES = Path(__file__).parent / "fixtures"
