@@ -193,6 +193,11 @@ class Service:
             return WorkerResult(Disposition.KEEP, requeue_delay(job))
         return WorkerResult(Disposition.DONE)
 
+    @staticmethod
+    def _run_label(job: Job) -> str:
+        """Which run of a job a statement belongs to: the attempt (and a chain's step)."""
+        return f"{job.attempt}.{job.step}" if job.kind is JobKind.FOLLOWUP else str(job.attempt)
+
     def _waiting_for_loads(self, job: Job) -> bool:
         """A follow-up with `wait_for` runs only once those pipelines have nothing open or running."""
         if job.kind is not JobKind.FOLLOWUP:
@@ -222,7 +227,7 @@ class Service:
     def _submit(self, job: Job) -> WorkerResult:
         try:
             warehouse, sqls = self._plan(job)
-            run = f"{job.attempt}.{job.step}" if job.kind is JobKind.FOLLOWUP else str(job.attempt)
+            run = self._run_label(job)
             name = f"{self.settings.statement_prefix}:{job.id}:{run}"
             # Same token on a redelivery: the Data API returns the statement it already started.
             statement_id = self.warehouse.submit(warehouse, sqls, name=name, token=f"{job.id}-{run}")
@@ -234,7 +239,10 @@ class Service:
         now = self.clock.now()
         submitted = job.transition(JobStatus.SUBMITTED, now, statement_id=statement_id, submitted_at=now)
         if not self.ledger.save_job(submitted, expected=JobStatus.QUEUED, expected_attempt=job.attempt):
-            logs.info("job_submit_raced", statement_id=statement_id)
+            current = self.ledger.get_job(job.id)
+            logs.info("job_submit_raced", statement_id=statement_id, status=current.status.value if current else None)
+            if current is None or current.status in TERMINAL:  # its completion event was faster than us
+                return WorkerResult(Disposition.DONE)
         else:
             logs.info("job_submitted", statement_id=statement_id, attempt=job.attempt,
                       statements=len(sqls), files=len(job.files))
@@ -271,6 +279,14 @@ class Service:
             logs.warning("statement_event_unknown_job", statement_name=event.statement_name)
             return None
         with logs.bound(job_id=job.id, pipeline=job.pipeline, table=job.target):
+            if job.status is JobStatus.QUEUED and parts[2] == self._run_label(job):
+                # The statement ended before the worker recorded its submission: record it here.
+                submitted = job.transition(JobStatus.SUBMITTED, self.clock.now(), statement_id=event.statement_id,
+                                           submitted_at=self.clock.now())
+                if self.ledger.save_job(submitted, expected=JobStatus.QUEUED, expected_attempt=job.attempt):
+                    job = submitted
+                else:
+                    job = self.ledger.get_job(job.id) or job
             if job.status not in IN_FLIGHT or job.statement_id != event.statement_id:
                 logs.info("statement_event_stale", statement_id=event.statement_id, status=job.status.value)
                 return job

@@ -319,3 +319,16 @@ def test_worker_keeps_a_running_job_in_flight_and_parks_unknown_jobs(env):
     response = handlers.run_jobs(service, sqs_event(json.dumps({"job_id": "nope"}), "garbage"), lambda r, s: None)
     assert response == {"batchItemFailures": []}
     assert len(service.queue.dead) == 2 and "does not exist" in service.queue.dead[0][2]
+
+
+def test_completion_event_that_beats_the_worker_is_not_lost(env):
+    service, _ = env
+    job = land_and_seal(service, "events/a.json")
+    # The statement runs and ends before the worker records SUBMITTED.
+    pipeline = service.catalog.load("events")
+    sid = service.warehouse.submit(service.catalog.warehouse_for(pipeline), ["COPY x"], name="n", token=f"{job.id}-1")
+    service.warehouse.finish(sid)
+    done = service.statement_finished(StatementEvent(sid, f"redshift-loader:{job.id}:1", "FINISHED", 1, 1, "t"))
+    assert done.status is JobStatus.SUCCEEDED
+    # The worker's late bookkeeping notices and lets the message go instead of polling.
+    assert service.run_job_message(job.id, receipt="r1", receive_count=1).disposition is Disposition.DONE
