@@ -50,6 +50,7 @@ class FileRef:
     key: str
     version: str  # version id, or the ETag where the bucket is not versioned
     size: int
+    created: str = ""  # when S3 says it was written (ISO-8601); orders an upsert's files
 
     @property
     def url(self) -> str:
@@ -101,7 +102,7 @@ class Job:
             "id": self.id, "kind": self.kind.value, "pipeline": self.pipeline, "target": self.target,
             "status": self.status.value, "attempt": self.attempt, "max_attempts": self.max_attempts,
             "created_ms": _ms(self.created_at), "updated_ms": _ms(self.updated_at), "step": self.step,
-            "files": [{"bucket": f.bucket, "key": f.key, "version": f.version, "size": f.size} for f in self.files],
+            "files": [{"bucket": f.bucket, "key": f.key, "version": f.version, "size": f.size, "created": f.created} for f in self.files],
             "load_errors": [dataclasses.asdict(e) for e in self.load_errors],
             "steps": list(self.steps),
         }
@@ -120,7 +121,8 @@ class Job:
         return cls(
             id=item["id"], kind=JobKind(item["kind"]), pipeline=item["pipeline"], target=item["target"],
             status=JobStatus(item["status"]),
-            files=tuple(FileRef(f["bucket"], f["key"], f["version"], int(f["size"])) for f in item.get("files", [])),
+            files=tuple(FileRef(f["bucket"], f["key"], f["version"], int(f["size"]), f.get("created", ""))
+                        for f in item.get("files", [])),
             statement_id=item.get("statement_id"), attempt=int(item["attempt"]),
             max_attempts=int(item["max_attempts"]), created_at=_time(item, "created"),
             updated_at=_time(item, "updated"), submitted_at=_time(item, "submitted"),

@@ -37,6 +37,8 @@ def build_load_plan(job: Job, pipeline: LoadPipeline, warehouse: Warehouse, *, s
                     manifest_bucket: str, target_columns: list[str] | None) -> Plan:
     files = _unique(job.files)
     if pipeline.mode == "upsert":
+        # Latest file wins: order by when S3 says each was written, not by when its event was processed.
+        files.sort(key=lambda f: f.created)
         # One manifest per file: the per-file COPYs let the latest file win on key conflicts.
         urls = []
         for i, f in enumerate(files, start=1):

@@ -89,7 +89,8 @@ class Service:
                 self._log_unmatched(url, match.reason)
                 continue
             pipeline = match.pipeline
-            ref = FileRef(bucket=event.bucket, key=event.key, version=event.version, size=event.size)
+            ref = FileRef(bucket=event.bucket, key=event.key, version=event.version, size=event.size,
+                          created=event.event_time)
             with logs.bound(pipeline=pipeline.name, table=pipeline.table.qualified):
                 result = self.ledger.add_file(pipeline.name, ref, now=self.clock.now(),
                                               batch_id=self._new_id(), force=force)

@@ -59,11 +59,11 @@ def file_pk(f: FileRef) -> str:
 
 
 def _file_map(f: FileRef) -> dict[str, Any]:
-    return {"b": f.bucket, "k": f.key, "v": f.version, "s": f.size}
+    return {"b": f.bucket, "k": f.key, "v": f.version, "s": f.size, "t": f.created}
 
 
 def _file_from_map(m: dict[str, Any]) -> FileRef:
-    return FileRef(bucket=m["b"], key=m["k"], version=m["v"], size=int(m["s"]))
+    return FileRef(bucket=m["b"], key=m["k"], version=m["v"], size=int(m["s"]), created=m.get("t", ""))
 
 
 class DynamoLedger:

@@ -56,9 +56,10 @@ def env():
     return service, clock
 
 
-def file_event(key: str, etag: str = "e1", size: int = 100, bucket: str = "landing") -> FileEvent:
+def file_event(key: str, etag: str = "e1", size: int = 100, bucket: str = "landing",
+               time: str = "2026-11-22T10:00:00.000Z") -> FileEvent:
     return FileEvent(bucket=bucket, key=key, etag=etag, version_id=None, size=size, sequencer=None,
-                     event_name="ObjectCreated:Put", event_time="2026-11-22T10:00:00.000Z")
+                     event_name="ObjectCreated:Put", event_time=time)
 
 
 def land_and_seal(service: Service, *keys: str):
@@ -332,3 +333,13 @@ def test_completion_event_that_beats_the_worker_is_not_lost(env):
     assert done.status is JobStatus.SUCCEEDED
     # The worker's late bookkeeping notices and lets the message go instead of polling.
     assert service.run_job_message(job.id, receipt="r1", receive_count=1).disposition is Disposition.DONE
+
+
+def test_upsert_files_load_in_the_order_s3_wrote_them_not_the_order_events_came(env):
+    service, _ = env
+    service.files_landed([file_event("orders/newer.csv", time="2026-11-22T10:00:02.000Z"),
+                          file_event("orders/older.csv", time="2026-11-22T10:00:01.000Z")])
+    job = service.seal("orders")
+    service.run_job_message(job.id, receipt="r1", receive_count=1)
+    manifests = [json.loads(body)["entries"][0]["url"] for (_, key), body in sorted(service.storage.objects.items())]
+    assert manifests == ["s3://landing/orders/older.csv", "s3://landing/orders/newer.csv"]
