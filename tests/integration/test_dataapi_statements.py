@@ -183,3 +183,20 @@ def test_many_concurrent_statements(rsdata, wait, database):
     for i, sid in enumerate(ids):
         assert wait(rsdata, sid)["Status"] == "FINISHED"
         assert rsdata.get_statement_result(Id=sid)["Records"][0][0] == {"longValue": i}
+
+
+def test_redshift_dialect_runs_through_rewriter_and_compat(rsdata, run, wait, database):
+    pytest.importorskip("devstack.redshift.rewrite")
+    run("CREATE TABLE facts (id BIGINT IDENTITY(1,1), k VARCHAR(MAX) ENCODE zstd, v INT) "
+        "DISTSTYLE KEY DISTKEY(k) COMPOUND SORTKEY(k, v)")
+    bid = rsdata.batch_execute_statement(WorkgroupName="wg-test", Database=database, Sqls=[
+        "CREATE TEMP TABLE #stage (LIKE facts INCLUDING DEFAULTS)",
+        "INSERT INTO #stage (k, v) VALUES ('a', 1), ('b', NULL)",
+        "INSERT INTO facts (k, v) SELECT k, NVL(v, 0) FROM #stage",
+        "SELECT TOP 1 getdate() IS NOT NULL AS now_ok, DATEDIFF(month, '2024-01-31', '2024-02-01') AS months",
+    ])["Id"]
+    desc = wait(rsdata, bid)
+    assert desc["Status"] == "FINISHED", desc.get("Error")
+    assert rsdata.get_statement_result(Id=f"{bid}:4")["Records"] == [[{"booleanValue": True}, {"longValue": 1}]]
+    rows = rsdata.get_statement_result(Id=run("SELECT id, k, v FROM facts ORDER BY id")["Id"])["Records"]
+    assert [[f.get("longValue", f.get("stringValue")) for f in r] for r in rows] == [[1, "a", 1], [2, "b", 0]]
