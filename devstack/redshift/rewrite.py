@@ -87,8 +87,8 @@ def rewrite(sql: str) -> str:
 
 
 def _rewrite(sql: str, *, top_level: bool) -> str:
+    sql = _statements(sql, top_level)  # first: names CREATE LIBRARY etc. before generic checks
     reject_unsupported(Tokens(tokenize(sql)))
-    sql = _statements(sql, top_level)
     for rule in RULES:
         for _ in range(_MAX_PASSES):
             tk = Tokens(tokenize(sql))
