@@ -11,7 +11,19 @@ from collections.abc import Callable
 
 from devstack.redshift.contracts import UnsupportedSql
 from devstack.redshift.sqltokens import (
-    NUMBER, OP, PARAM, PUNCT, QIDENT, STRING, WORD, Token, code_indexes, join, matching_paren, split_args)
+    NUMBER,
+    OP,
+    PARAM,
+    PUNCT,
+    QIDENT,
+    STRING,
+    WORD,
+    Token,
+    code_indexes,
+    join,
+    matching_paren,
+    split_args,
+)
 
 # Redshift date part names and aliases → the name PostgreSQL's date functions accept.
 _PARTS = {
@@ -295,6 +307,8 @@ def _date_function(tk: Tokens, i: int, w: str) -> None:
     key = raw.strip("'\"").lower() if tk.t[part].kind in (WORD, STRING, QIDENT) else None
     canonical = PART_ALIASES.get(key) if key else None
     if tk.t[part].kind == WORD and canonical is None:
+        if w == "DATE_TRUNC":
+            return  # PostgreSQL's date_trunc(text, ...) also takes a column holding the part
         raise UnsupportedSql(f"date part {raw!r} in {w}")
     if canonical and w == "DATE_TRUNC" and canonical in ("dow", "doy", "epoch"):
         raise UnsupportedSql(f"date part {raw!r} in {w}")

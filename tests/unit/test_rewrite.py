@@ -163,16 +163,17 @@ def test_merge_remove_duplicates_becomes_two_statements() -> None:
     ("SELECT NVL(a, b, 'x')", "SELECT coalesce(a, b, 'x')"),
     ("SELECT NVL2(a, 1, 2)", "SELECT (CASE WHEN (a) IS NOT NULL THEN (1) ELSE (2) END)"),
     ("SELECT DECODE(a, 1, 'x', NULL, 'n', 'z')",
-     "SELECT (CASE WHEN (a) IS NOT DISTINCT FROM (1) THEN ('x') WHEN (a) IS NOT DISTINCT FROM (NULL) THEN ('n') "
-     "ELSE ('z') END)"),
+     ("SELECT (CASE WHEN (a) IS NOT DISTINCT FROM (1) THEN ('x') WHEN (a) IS NOT DISTINCT FROM (NULL) THEN ('n') "
+     "ELSE ('z') END)")),
     ("SELECT decode(b, 'hex')", "SELECT decode(b, 'hex')"),
     ("SELECT LEN(s), CHARINDEX('a', s)", "SELECT length(s), CHARINDEX('a', s)"),
     ("SELECT SYSDATE, GETDATE()", "SELECT LOCALTIMESTAMP, GETDATE()"),
     ("SELECT DATEADD(d, 1, x), DATEDIFF(hrs, a, b), DATEPART(dw, x), DATE_PART(epoch, x), DATE_TRUNC('qtr', x)",
-     "SELECT DATEADD('day', 1, x), DATEDIFF('hour', a, b), DATEPART('dow', x), datepart('epoch', x), "
-     "DATE_TRUNC('quarter', x)"),
+     ("SELECT DATEADD('day', 1, x), DATEDIFF('hour', a, b), DATEPART('dow', x), datepart('epoch', x), "
+     "DATE_TRUNC('quarter', x)")),
     ("SELECT DATEDIFF(m, a, b)", "SELECT DATEDIFF('minute', a, b)"),
     ("SELECT DATEADD('mons', 1, x)", "SELECT DATEADD('month', 1, x)"),
+    ("SELECT DATE_TRUNC(unit_col, x)", "SELECT DATE_TRUNC(unit_col, x)"),
     ("SELECT APPROXIMATE COUNT(DISTINCT a)", "SELECT COUNT(DISTINCT a)"),
     ("SELECT CONVERT(INT, x)", "SELECT CAST((x) AS INT)"),
     ("SELECT REGEXP_REPLACE(s, 'a', 'b')", "SELECT rs_compat.rs_regexp_replace(s, 'a', 'b')"),
@@ -196,8 +197,8 @@ def test_nested_calls_are_all_rewritten() -> None:
     ("SELECT LISTAGG(DISTINCT x, '|') WITHIN GROUP (ORDER BY x) FROM t",
      "SELECT array_to_string(rs_compat.array_distinct(array_agg(x ORDER BY x)), '|') FROM t"),
     ("SELECT LISTAGG(x, ',') WITHIN GROUP (ORDER BY y) OVER (PARTITION BY g) FROM t",
-     "SELECT string_agg((x)::text, ',') OVER (PARTITION BY g ORDER BY y ROWS BETWEEN UNBOUNDED PRECEDING AND "
-     "UNBOUNDED FOLLOWING) FROM t"),
+     ("SELECT string_agg((x)::text, ',') OVER (PARTITION BY g ORDER BY y ROWS BETWEEN UNBOUNDED PRECEDING AND "
+     "UNBOUNDED FOLLOWING) FROM t")),
 ])
 def test_listagg(sql: str, expected: str) -> None:
     assert rw(sql) == expected
