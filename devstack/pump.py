@@ -81,7 +81,8 @@ class Pump:
             if kind == "SQSEventConfig":
                 url = self._sqs.get_queue_url(QueueName=source.queue)["QueueUrl"]
                 for i in range(self.concurrency.get(source.name, 2)):
-                    self._spawn(f"sqs-{source.name}-{i}", self._poll_sqs, source.name, handler, url, source.batch_size)
+                    self._spawn(f"sqs-{source.name}-{i}", self._poll_sqs, source.name, handler, url, source.batch_size,
+                                float(getattr(source, "maximum_batching_window_in_seconds", 0) or 0))
             elif kind == "CloudWatchEventConfig":
                 url = self._wire_rule(source.name, source.event_pattern)
                 for i in range(self.concurrency.get(source.name, 2)):
@@ -110,15 +111,14 @@ class Pump:
                 time.sleep(0.5)
 
     # ------------------------------------------------------------------ SQS
-    def _poll_sqs(self, name: str, handler: Callable[..., Any], url: str, batch_size: int) -> None:
+    def _poll_sqs(self, name: str, handler: Callable[..., Any], url: str, batch_size: int,
+                  window_seconds: float = 0.0) -> None:
         arn = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         while not self._stop.is_set():
             if self.paused.is_set():
                 time.sleep(0.1)
                 continue
-            messages = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(batch_size, 10),
-                                                 WaitTimeSeconds=1, AttributeNames=["All"],
-                                                 MessageAttributeNames=["All"]).get("Messages", [])
+            messages = self._receive(url, batch_size, window_seconds)
             if not messages:
                 continue
             records = [_sqs_record(m, arn, self.region) for m in messages]
@@ -130,6 +130,20 @@ class Pump:
                 chunk = done[start:start + 10]
                 self._sqs.delete_message_batch(QueueUrl=url, Entries=[
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)])
+
+    def _receive(self, url: str, batch_size: int, window_seconds: float) -> list[dict[str, Any]]:
+        """Up to `batch_size` messages; with a batching window, keep gathering until it is full or the window ends."""
+        messages: list[dict[str, Any]] = []
+        deadline = time.monotonic() + window_seconds
+        while len(messages) < batch_size and not self._stop.is_set():
+            wait = 1 if not messages else max(0, min(1, int(deadline - time.monotonic())))
+            got = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(batch_size - len(messages), 10),
+                                            WaitTimeSeconds=wait, AttributeNames=["All"],
+                                            MessageAttributeNames=["All"]).get("Messages", [])
+            messages += got
+            if not messages or window_seconds <= 0 and got or time.monotonic() >= deadline:
+                break
+        return messages
 
     def _invoke_sqs(self, name: str, handler: Callable[..., Any], records: list[dict[str, Any]]) -> set[str]:
         """Returns the message ids that failed (all of them if the handler raised or answered badly)."""
