@@ -67,3 +67,6 @@ def run(rsdata, database) -> Callable[..., dict[str, Any]]:
         return desc
 
     return _run
+
+
+from tests.integration.loader_env import env  # noqa: E402,F401  (the end-to-end fixture)

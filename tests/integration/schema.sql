@@ -17,3 +17,25 @@ BEGIN
   PERFORM pg_sleep(seconds);
 END;
 $$ LANGUAGE plpgsql;
+CREATE TABLE it.stg_customer (id INTEGER, name VARCHAR(40));
+CREATE TABLE it.stg_sale (id INTEGER, customer_id INTEGER, amount DECIMAL(10,2));
+CREATE TABLE it.dim_customer (customer_key INTEGER IDENTITY(1,1), id INTEGER, name VARCHAR(40));
+CREATE TABLE it.fact_sale (id INTEGER, customer_key INTEGER, amount DECIMAL(10,2));
+CREATE TABLE it.steps (name VARCHAR(10), at TIMESTAMP DEFAULT GETDATE(), xid BIGINT);
+CREATE OR REPLACE PROCEDURE it.load_dim() AS $$
+BEGIN
+  DELETE FROM it.dim_customer;
+  INSERT INTO it.dim_customer (id, name) SELECT id, NVL(name, 'n/a') FROM it.stg_customer;
+END;
+$$ LANGUAGE plpgsql;
+CREATE OR REPLACE PROCEDURE it.load_fact() AS $$
+BEGIN
+  DELETE FROM it.fact_sale;
+  INSERT INTO it.fact_sale SELECT s.id, d.customer_key, s.amount FROM it.stg_sale s JOIN it.dim_customer d ON d.id = s.customer_id;
+END;
+$$ LANGUAGE plpgsql;
+CREATE OR REPLACE PROCEDURE it.step_log(step VARCHAR) AS $$
+BEGIN
+  INSERT INTO it.steps (name, xid) VALUES (step, txid_current());
+END;
+$$ LANGUAGE plpgsql;
