@@ -19,7 +19,6 @@ Transaction rules, chosen to match Redshift:
 from __future__ import annotations
 
 import itertools
-import re
 import threading
 import time
 import uuid
@@ -33,24 +32,12 @@ from psycopg import sql as pgsql
 
 from devstack.redshift.contracts import ExecContext, RedshiftError, StatementOutcome
 from devstack.redshift.models import RESULT_RETENTION_SECONDS, TERMINAL, ApiError, Request, Statement, SubStatement
-from devstack.redshift.params import referenced_names, split_sql, to_literals, to_pyformat
+from devstack.redshift.params import referenced_names, to_literals, to_pyformat
 from devstack.redshift.pgstream import stream_statement
 from devstack.redshift.results import ResultOptions, result_from_outcome
 from devstack.redshift.sessions import Databases, Session
 
-try:
-    from devstack.redshift.rewrite import rewrite, split_statements, statement_kind
-except ImportError:  # the SQL-rewriter part has not landed yet: run SQL as written
-    def rewrite(sql: str) -> str:
-        return sql
-
-    def split_statements(sql: str) -> list[str]:
-        return split_sql(sql)
-
-    def statement_kind(sql: str) -> str:
-        m = re.match(r"\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*(\w+)", sql, re.S)
-        word = m.group(1).lower() if m else ""
-        return word if word in ("copy", "unload", "truncate", "select") else "other"
+from devstack.redshift.rewrite import rewrite, split_statements, statement_kind
 
 FIRST_QUERY_ID = 100_000
 MAX_SESSIONS_PER_TARGET = 500

@@ -18,10 +18,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-_NAME = re.compile(r"[0-9A-Za-z_]+")
-_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
-_IDENT_CHAR = re.compile(r"[0-9A-Za-z_$]")
-
+from devstack.redshift.sqltokens import NUMBER, OP, WORD, tokenize
 
 class ParameterError(ValueError):
     """The request's Parameters do not match the `:name` references in the SQL."""
@@ -36,112 +33,32 @@ class _Piece:
 def _scan(sql: str, known: frozenset[str]) -> Iterator[_Piece]:
     """Split `sql` into verbatim text and `:name` references.
 
-    A reference whose name starts with a digit only counts when it is a
-    supplied parameter name, so array slices like `a[1:2]` keep working.
+    Uses the rewriter's tokenizer, so literals, quoted identifiers, comments and
+    dollar bodies are never scanned, and `::` is a cast, not a parameter. A name
+    starting with a digit counts only when it is a supplied parameter, so array
+    slices like `a[1:2]` keep working.
     """
-    i, n, start = 0, len(sql), 0
-    while i < n:
-        c = sql[i]
-        if c == "'":
-            i = _skip_string(sql, i)
-        elif c == '"':
-            end = sql.find('"', i + 1)
-            while end != -1 and end + 1 < n and sql[end + 1] == '"':
-                end = sql.find('"', end + 2)
-            i = n if end == -1 else end + 1
-        elif c == "-" and sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = n if end == -1 else end + 1
-        elif c == "/" and sql.startswith("/*", i):
-            i = _skip_block_comment(sql, i)
-        elif c == "$" and (i == 0 or not _IDENT_CHAR.match(sql[i - 1])):
-            m = _DOLLAR_TAG.match(sql, i)
-            if m:
-                end = sql.find(m.group(0), m.end())
-                i = n if end == -1 else end + len(m.group(0))
-            else:
-                i += 1
-        elif c == ":":
-            if sql.startswith("::", i):
-                i += 2
-                continue
-            m = _NAME.match(sql, i + 1)
-            name = m.group(0) if m else ""
-            if name and (not name[0].isdigit() or name in known):
-                if start < i:
-                    yield _Piece("text", sql[start:i])
-                yield _Piece("param", name)
-                i = start = m.end()  # type: ignore[union-attr]
-            else:
-                i += 1
-        else:
-            i += 1
-    if start < n:
-        yield _Piece("text", sql[start:])
-
-
-def _skip_string(sql: str, i: int) -> int:
-    n = len(sql)
-    i += 1
-    while i < n:
-        c = sql[i]
-        if c == "\\":
+    tokens = tokenize(sql)
+    text: list[str] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        after = tokens[i + 1] if i + 1 < len(tokens) else None
+        if token.kind == OP and token.text == ":" and after is not None and after.kind in (WORD, NUMBER) \
+                and _NAME.fullmatch(after.text) and (not after.text[0].isdigit() or after.text in known):
+            if text:
+                yield _Piece("text", "".join(text))
+                text = []
+            yield _Piece("param", after.text)
             i += 2
-        elif c == "'":
-            if i + 1 < n and sql[i + 1] == "'":
-                i += 2
-            else:
-                return i + 1
-        else:
-            i += 1
-    return n
+            continue
+        text.append(token.text)
+        i += 1
+    if text:
+        yield _Piece("text", "".join(text))
 
 
-def _skip_block_comment(sql: str, i: int) -> int:
-    depth, i, n = 1, i + 2, len(sql)
-    while i < n and depth:
-        if sql.startswith("/*", i):
-            depth, i = depth + 1, i + 2
-        elif sql.startswith("*/", i):
-            depth, i = depth - 1, i + 2
-        else:
-            i += 1
-    return i
-
-
-def split_sql(sql: str) -> list[str]:
-    """Split on top-level semicolons (quote-, comment- and $$-aware); drops empty statements.
-
-    Only a stand-in until the SQL rewriter's `split_statements` is available.
-    """
-    out, start, i, n = [], 0, 0, len(sql)
-    while i < n:
-        c = sql[i]
-        if c == "'":
-            i = _skip_string(sql, i)
-        elif c == '"':
-            end = sql.find('"', i + 1)
-            i = n if end == -1 else end + 1
-        elif c == "-" and sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = n if end == -1 else end + 1
-        elif c == "/" and sql.startswith("/*", i):
-            i = _skip_block_comment(sql, i)
-        elif c == "$" and (i == 0 or not _IDENT_CHAR.match(sql[i - 1])) and (m := _DOLLAR_TAG.match(sql, i)):
-            end = sql.find(m.group(0), m.end())
-            i = n if end == -1 else end + len(m.group(0))
-        elif c == ";":
-            out.append(sql[start:i])
-            i = start = i + 1
-        else:
-            i += 1
-    out.append(sql[start:])
-    return [part.strip() for part in out if _has_code(part)]
-
-
-def _has_code(part: str) -> bool:
-    stripped = re.sub(r"--[^\n]*|/\*.*?\*/", "", part, flags=re.S)
-    return bool(stripped.strip())
+_NAME = re.compile(r"[0-9A-Za-z_]+")
 
 
 def referenced_names(sql: str, known: frozenset[str] = frozenset()) -> list[str]:

@@ -181,8 +181,8 @@ def test_pyformat_translation(sql, expected):
     assert to_pyformat(sql, {"a": "1", "b": "2"}) == expected
 
 
-def test_fallback_splitter_respects_quotes_and_bodies():
-    from devstack.redshift.params import split_sql
+def test_splitter_respects_quotes_and_bodies():
+    from devstack.redshift.rewrite import split_statements
 
     sql = "SELECT ';'; CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n-- done;\n"
-    assert split_sql(sql) == ["SELECT ';'", "CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql"]
+    assert split_statements(sql) == ["SELECT ';'", "CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql"]
