@@ -7,6 +7,7 @@ completion event, a later receive of that message, or the sweeper finishes it.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -303,6 +304,7 @@ class Service:
 
     def _finish(self, job: Job, info: StatementInfo) -> Job:
         now = self.clock.now()
+        exhausted = False
         if info.status == "FINISHED" and self._next_step(job) is not None:
             new = job.transition(JobStatus.QUEUED, now, step=job.step + 1, statement_id=None, error=None)
             logs.info("followup_step_done", step=job.step + 1, of=len(job.steps))
@@ -319,10 +321,15 @@ class Service:
             else:
                 new = job.transition(JobStatus.FAILED, now, finished_at=now, error=error,
                                      load_errors=tuple(self._load_errors(job, info)))
+                exhausted = is_retryable_error(error)
         if not self.ledger.save_job(new, expected=job.status, expected_attempt=job.attempt):
             current = self.ledger.get_job(job.id)
             logs.info("job_finish_raced", status=current.status.value if current else None)
             return current or new
+        if new.status is JobStatus.FAILED and exhausted:
+            # Retries used up: park the job's message on the DLQ (alarms watch it) as well as failing the job.
+            self.queue.dead_letter(self.settings.jobs_queue, json.dumps({"job_id": new.id}),
+                                   f"job {new.id} failed after {new.attempt} attempts: {new.error}")
         if new.status in TERMINAL:
             self.ledger.mark_files(new.files, "LOADED" if new.status is JobStatus.SUCCEEDED else new.status.value,
                                    new.id)

@@ -204,6 +204,8 @@ def test_serializable_isolation_is_retried_then_fails_after_max_attempts(env):
     final = service.ledger.get_job(job.id)
     assert final.status is JobStatus.FAILED and "Serializable" in final.error
     assert len(service.warehouse.submitted) == 3  # one statement per attempt, each with its own token
+    ((queue, body, reason),) = service.queue.dead  # retries used up: the message goes to the DLQ too
+    assert queue == service.settings.jobs_queue and json.loads(body) == {"job_id": job.id} and "3 attempts" in reason
     assert service.queue.hidden[0][1] > 0 and service.queue.hidden[-1] == ("r3", 0)
 
 
