@@ -233,8 +233,10 @@ class Databases:
     def connect(self, dbname: str) -> psycopg.Connection[Any]:
         params = conninfo_to_dict(self.admin_dsn)
         options = f"{params.get('options', '')} {SESSION_OPTIONS}".strip()
+        # prepare_threshold=None: DISCARD ALL between sessions drops server-side prepared
+        # statements that psycopg would otherwise still believe exist.
         return psycopg.connect(self.dsn(dbname), autocommit=True, options=options,
-                               application_name="redshift-data-emulator")
+                               application_name="redshift-data-emulator", prepare_threshold=None)
 
     def pool(self, dbname: str) -> Pool:
         with self._lock:

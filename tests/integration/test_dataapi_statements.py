@@ -200,3 +200,20 @@ def test_redshift_dialect_runs_through_rewriter_and_compat(rsdata, run, wait, da
     assert rsdata.get_statement_result(Id=f"{bid}:4")["Records"] == [[{"booleanValue": True}, {"longValue": 1}]]
     rows = rsdata.get_statement_result(Id=run("SELECT id, k, v FROM facts ORDER BY id")["Id"])["Records"]
     assert [[f.get("longValue", f.get("stringValue")) for f in r] for r in rows] == [[1, "a", 1], [2, "b", 0]]
+
+
+
+def test_pooled_connections_survive_many_sessions(emulator):
+    """Regression: psycopg prepares a query after 5 runs and DISCARD ALL (run between Data
+    API sessions) dropped it server-side, so the 6th BEGIN on a pooled connection failed
+    with 'prepared statement "_pg3_0" does not exist'."""
+    pool = emulator.databases.pool("postgres")
+    first = pool.acquire()
+    pool.release(first)
+    for _ in range(8):
+        conn = pool.acquire()
+        assert conn is first  # reused, not silently replaced after an error
+        conn.execute("BEGIN")
+        conn.execute("SELECT 1")
+        conn.execute("COMMIT")
+        pool.release(conn)
