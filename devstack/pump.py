@@ -10,6 +10,7 @@ devstack queue (moto cannot invoke Lambdas); schedules fire on a timer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -71,6 +72,7 @@ class Pump:
         self._sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=region)
         self._events = boto3.client("events", endpoint_url=endpoint, region_name=region)
         self._lock = threading.Lock()
+        self._fifo_receive: dict[str, threading.Lock] = {}
         self.paused = threading.Event()  # set → pollers idle (tests use it to hold work back)
 
     # ------------------------------------------------------------- lifecycle
@@ -137,13 +139,23 @@ class Pump:
         deadline = time.monotonic() + window_seconds
         while len(messages) < batch_size and not self._stop.is_set():
             wait = 1 if not messages else max(0, min(1, int(deadline - time.monotonic())))
-            got = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(batch_size - len(messages), 10),
-                                            WaitTimeSeconds=wait, AttributeNames=["All"],
-                                            MessageAttributeNames=["All"]).get("Messages", [])
+            with self._receive_guard(url):
+                got = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(batch_size - len(messages), 10),
+                                                WaitTimeSeconds=wait, AttributeNames=["All"],
+                                                MessageAttributeNames=["All"]).get("Messages", [])
             messages += got
             if not messages or window_seconds <= 0 and got or time.monotonic() >= deadline:
                 break
         return messages
+
+    def _receive_guard(self, url: str) -> Any:
+        """One receive at a time on a FIFO queue. moto snapshots the locked message groups when a
+        long poll starts, so two concurrent polls could hand out two messages of one group (a
+        table would load two jobs at once); real SQS never does."""
+        if not url.endswith(".fifo"):
+            return contextlib.nullcontext()
+        with self._lock:
+            return self._fifo_receive.setdefault(url, threading.Lock())
 
     def _invoke_sqs(self, name: str, handler: Callable[..., Any], records: list[dict[str, Any]]) -> set[str]:
         """Returns the message ids that failed (all of them if the handler raised or answered badly)."""
