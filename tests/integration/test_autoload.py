@@ -89,7 +89,10 @@ def test_bad_row_fails_the_job_with_file_line_column_and_value(env):
     assert "stl_load_errors" in failed.error
     (err,) = failed.load_errors
     assert err.file == "s3://it-landing/replace/bad.csv"
-    assert err.line == 3 and err.column == "id" and err.value == "two"
+    # Serverless has only SYS_LOAD_ERROR_DETAIL, whose message names the offending character
+    # (Redshift's wording: "Invalid digit, Value 't', Pos 0, Type: Integer").
+    assert err.line == 3 and err.column == "id" and err.value == "t" and err.code == 1207
+    assert "Invalid digit" in err.reason
     assert env.rows("SELECT COUNT(*) FROM it.snapshot") == before  # DELETE rolled back with the failed COPY
     status = env.stack.service().ledger.file_status(failed.files[0])
     assert status == "FAILED"

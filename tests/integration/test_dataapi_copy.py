@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("devstack.redshift.copy")
-pytest.importorskip("devstack.redshift.unload")
 
 
 def test_copy_loads_rows_and_reports_them(rsdata, run, s3, bucket):
@@ -44,6 +43,7 @@ def test_copy_with_parameters_inlines_literals(rsdata, run, s3, bucket):
 
 
 def test_unload_writes_objects(rsdata, run, s3, bucket):
+    pytest.importorskip("devstack.redshift.unload")
     run("CREATE TABLE u AS SELECT g AS id FROM generate_series(1, 10) g")
     run(f"UNLOAD ('SELECT id FROM u') TO 's3://{bucket}/out/u_' IAM_ROLE default CSV PARALLEL OFF")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="out/").get("Contents", [])]

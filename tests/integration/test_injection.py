@@ -32,10 +32,14 @@ def test_hostile_keys_load_like_any_other_file(env):
     assert len(keys) >= 25
     before = env.rows("SELECT COUNT(*) FROM it.append_rows")[0][0]
     for i, key in enumerate(keys):
-        env.put(key, f"id,name,amount\n{70000 + i},{json.dumps(key[:30])[1:-1].replace(',', ' ')},1.00\n")
-    env.stack.wait_for(lambda: sum(len(j.files) for j in env.jobs("append")
-                                   if j.status.value == "SUCCEEDED" and any("hostile" in f.key for f in j.files))
-                       >= len(keys), timeout=60, what="hostile keys loaded")
+        env.put(key, f"id,name,amount\n{70000 + i},{json.dumps(key[:30])[1:-1][:40].replace(',', ' ')},1.00\n")
+    def hostile_jobs() -> list:
+        return [j for j in env.jobs("append") if any("hostile" in f.key for f in j.files)]
+
+    env.stack.wait_for(lambda: sum(len(j.files) for j in hostile_jobs() if j.status.value == "SUCCEEDED")
+                       >= len(keys) or any(j.status.value == "FAILED" for j in hostile_jobs()),
+                       timeout=60, what="hostile keys loaded")
+    assert not [j for j in hostile_jobs() if j.status.value == "FAILED"]
     loaded = {f.key for j in env.jobs("append") for f in j.files if j.status.value == "SUCCEEDED"}
     assert set(keys) <= loaded
     assert env.rows("SELECT COUNT(*) FROM it.append_rows WHERE id >= 70000 AND id < 71000")[0][0] == len(keys)
