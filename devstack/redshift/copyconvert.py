@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from devstack.redshift.copyformats import MISSING_MARK, Fault, FaultError
 from devstack.redshift.copyopts import CopySpec
@@ -151,9 +151,11 @@ def _numeric_checker(typmod: int, round_half: bool) -> Callable[[str], str]:
         if precision is not None and scale is not None:
             if len(frac) > scale:
                 if round_half:
-                    q = Decimal(f"{sign}{whole or '0'}.{frac}").quantize(Decimal(1).scaleb(-scale))
-                    return str(q)
-                frac = frac[:scale]  # Redshift truncates extra scale unless ROUNDEC
+                    q = Decimal(f"{sign}{whole or '0'}.{frac}").quantize(Decimal(1).scaleb(-scale), ROUND_HALF_UP)
+                    whole, frac = str(abs(q)).partition(".")[::2]
+                    whole = whole.lstrip("0")
+                else:
+                    frac = frac[:scale]  # Redshift truncates extra scale unless ROUNDEC
             if len(whole) > precision - scale:
                 raise _fault(1216, f"Numeric data overflow (result precision), Value '{value.strip()}'")
         return f"{sign}{whole or '0'}" + (f".{frac}" if frac else "")

@@ -110,8 +110,9 @@ def test_two_tables_load_in_parallel_one_table_loads_one_job_at_a_time(env):
     for name in ("a", "b"):
         env.put(f"slow-{name}/1.csv", "1\n")
         env.put(f"slow-{name}/2.csv", "2\n")
-    a1, a2 = env.wait_jobs("slow_a", 2, timeout=60)
-    b1, b2 = env.wait_jobs("slow_b", 2, timeout=60)
+    # Ordered by when they ran: two files landing together may queue in either order.
+    a1, a2 = sorted(env.wait_jobs("slow_a", 2, timeout=60), key=lambda j: j.submitted_at or 0)
+    b1, b2 = sorted(env.wait_jobs("slow_b", 2, timeout=60), key=lambda j: j.submitted_at or 0)
     assert all(j.status is JobStatus.SUCCEEDED for j in (a1, a2, b1, b2))
     # Same table: the second job is submitted only after the first finished.
     assert a2.submitted_at >= a1.finished_at and b2.submitted_at >= b1.finished_at
