@@ -16,6 +16,7 @@ import argparse
 import gzip
 import io
 import logging
+import os
 import random
 import resource
 import sys
@@ -24,6 +25,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+for _key, _value in (("AWS_ACCESS_KEY_ID", "devstack"), ("AWS_SECRET_ACCESS_KEY", "devstack"),
+                     ("AWS_DEFAULT_REGION", "us-east-1")):
+    os.environ.setdefault(_key, _value)  # moto accepts any credentials
 
 import boto3  # noqa: E402
 import psycopg  # noqa: E402

@@ -65,6 +65,9 @@ class Devstack:
         if dsn is None:
             self.pg = PostgresServer().start()
             dsn = self.pg.dsn
+        from devstack.motolocks import serialize_dynamodb
+
+        serialize_dynamodb()
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.moto.start()
         host, port = self.moto.get_host_and_port()
