@@ -22,6 +22,7 @@ from typing import IO, Any
 import psycopg
 from psycopg import sql as pgsql
 
+from devstack.redshift import copyfast
 from devstack.redshift.contracts import ExecContext, RedshiftError, StatementOutcome
 from devstack.redshift.copyconvert import PG_NULL, Column, Converter, make_converter, pg_text
 from devstack.redshift.copyformats import (Fault, FaultError, Record, csv_records, json_records, parquet_records,
@@ -106,8 +107,15 @@ def run_copy(ctx: ExecContext, sql_text: str) -> StatementOutcome:
                                 f"{len(target.columns)}")
     converters = [make_converter(c, spec, _default_for(ctx.conn, c, spec)) for c in target.columns]
     loader = _Loader(ctx, spec, target, converters)
+    fast = copyfast.plan(spec, target.qualified, target.columns)
+    done = fast and copyfast.load(ctx.conn, fast, objects, lambda o: open_object(ctx.s3, o, spec.compression),
+                                  spec.ignore_header)
     try:
-        loader.load(objects, paths)
+        if done:
+            loader.loaded, lines = done
+            loader.per_file = [(o, n, 0) for o, n in zip(objects, lines)]
+        else:
+            loader.load(objects, paths)
     except _LoadFailed:
         _record_errors(ctx, target, loader.errors, started)
         _record_history(ctx, spec, target, loader, started, objects, failed=True)

@@ -246,3 +246,54 @@ def test_load_history_views(run, q, put):
     qid = desc["RedshiftQueryId"]
     assert q(f"SELECT TRIM(filename), lines_scanned FROM stl_load_commits WHERE query = {qid}") == [[url, 2]]
     assert q(f"SELECT TRIM(status), loaded_rows FROM sys_load_history WHERE query_id = {qid}") == [["completed", 2]]
+
+
+@pytest.fixture()
+def fast_results(monkeypatch):
+    """Records what each COPY's fast path returned (None = it handed over to the careful path)."""
+    from devstack.redshift import copyfast
+
+    seen: list[object] = []
+    original = copyfast.load
+
+    def spy(*args, **kwargs):
+        result = original(*args, **kwargs)
+        seen.append(result)
+        return result
+
+    monkeypatch.setattr(copyfast, "load", spy)
+    return seen
+
+
+def test_fast_path_and_careful_path_load_the_same_rows(run, q, put, fast_results):
+    run("CREATE TABLE f (id INT, name VARCHAR(20), amount DECIMAL(6,2), day DATE, ok BOOLEAN)")
+    plain = "1,a b,1.50,2026-01-02,t\n2,,,,\n3,\"x,y\",2.00,2026-02-03,false\n"
+    url = put("fast/a.csv", plain)
+    assert run(f"COPY f FROM '{url}' IAM_ROLE default CSV")["Status"] == "FINISHED"
+    assert fast_results[-1] == (3, [3])  # loaded by PostgreSQL's parser
+    fast_rows = q("SELECT id, name, amount, day::text, ok FROM f ORDER BY id")
+    run("TRUNCATE f")
+    assert run(f"COPY f FROM '{url}' IAM_ROLE default CSV MAXERROR 1")["Status"] == "FINISHED"  # careful only
+    assert q("SELECT id, name, amount, day::text, ok FROM f ORDER BY id") == fast_rows
+    assert fast_rows[1] == [2, "", None, None, None]
+
+
+@pytest.mark.parametrize("body,expected", [
+    ("1,\\N\n", [[1, None]]),              # Redshift's NULL marker
+    ("1,ééééééé\n", None),                 # 14 bytes > VARCHAR(10): must fail, as in Redshift
+])
+def test_data_the_fast_path_cannot_judge_goes_the_careful_way(run, q, put, fast_results, body, expected):
+    run("CREATE TABLE g (id INT, v VARCHAR(10))")
+    url = put("fast/g.csv", body)
+    desc = run(f"COPY g FROM '{url}' IAM_ROLE default CSV")
+    if expected is None and "é" in body:
+        assert desc["Status"] == "FAILED" and fast_results[-1] is None
+    elif expected is not None:
+        assert fast_results[-1] is None and q("SELECT id, v FROM g") == expected
+
+
+def test_extra_decimal_scale_is_truncated_on_either_path(run, q, put, fast_results):
+    run("CREATE TABLE h2 (amount DECIMAL(6,2))")
+    url = put("fast/h.csv", "1.239\n")
+    assert run(f"COPY h2 FROM '{url}' IAM_ROLE default CSV")["Status"] == "FINISHED"
+    assert fast_results[-1] is None and q("SELECT amount FROM h2") == [["1.23"]]
