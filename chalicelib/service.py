@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -27,6 +28,8 @@ from chalicelib.sql import max_files_per_job, render_call, render_load_errors_qu
 TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 IN_FLIGHT = frozenset({JobStatus.SUBMITTED, JobStatus.RUNNING})
 
+
+SEAL_ATTEMPTS = 30
 
 class PoisonMessage(ValueError):
     """A message that can never be processed; it goes to the dead-letter queue with this reason."""
@@ -129,7 +132,10 @@ class Service:
     def seal(self, pipeline_name: str, batch_id: str | None = None) -> Job | None:
         """Turn the open batch into a QUEUED job and enqueue it. None if nothing (or another) is open."""
         pipeline = self.catalog.load(pipeline_name)
-        for _ in range(20):  # conflicts only with concurrent appends; each retry sees more files
+        for attempt in range(SEAL_ATTEMPTS):  # conflicts only with concurrent appends; each retry sees more files
+            if attempt:
+                # A burst of appends keeps changing the batch: back off (with jitter) so the seal gets in.
+                time.sleep(min(0.01 * 2 ** attempt, 0.5) * (0.5 + secrets.randbelow(1000) / 1000))
             batch = self.ledger.open_batch(pipeline_name)
             if batch is None or (batch_id is not None and batch.batch_id != batch_id):
                 return None
@@ -147,7 +153,9 @@ class Service:
                 logs.info("job_queued", job_id=job.id, pipeline=pipeline.name, files=len(job.files),
                           bytes=sum(f.size for f in files), left_open=len(rest))
                 return job
-        raise RuntimeError(f"could not seal the open batch of pipeline '{pipeline_name}': too many conflicts")
+        # The flush message or the sweeper tries again; the files stay safely in the open batch.
+        raise RuntimeError(f"could not seal the open batch of pipeline '{pipeline_name}': "
+                           f"{SEAL_ATTEMPTS} conflicting appends in a row")
 
     def _target(self, pipeline: LoadPipeline) -> str:
         return f"{pipeline.warehouse}:{pipeline.table.qualified}"
