@@ -94,6 +94,7 @@ def main() -> int:
         pipelines = Path(tmp) / "pipelines.toml"
         pipelines.write_text(catalog(args.tables, per_table))
         options = StackOptions(pipelines=pipelines, state_dir=None, serve_http=False, schedule_seconds=2.0,
+                               log_file=Path(tmp) / "app.log",
                                poll_seconds=5, concurrency={"router": 4, "worker": 5, "completion": 2})
         with Devstack(options) as stack:
             rsdata = stack.client("redshift-data")
@@ -125,6 +126,8 @@ def main() -> int:
             with psycopg.connect(stack.warehouse_dsn("main")) as conn:
                 loaded_rows = sum(conn.execute(f"SELECT COUNT(*) FROM bench.t{t}").fetchone()[0] for t in range(args.tables))
             calls = sum(CALLS.values())
+            # How long the warehouse itself worked on each job (DescribeStatement Duration, ns).
+            statement_s = sorted(rsdata.describe_statement(Id=j.statement_id)["Duration"] / 1e9 for j in jobs)
             load_phase = max(j.finished_at for j in jobs) - min(j.submitted_at for j in jobs)
             direct = direct_copy(stack, s3, args.tables, per_table)
 
@@ -134,6 +137,7 @@ def main() -> int:
     print(f"  wall, first put → last job SUCCEEDED   {wall:8.2f} s   ({files / wall:,.0f} files/s, {total_rows / wall:,.0f} rows/s)")
     print(f"  jobs                                   {len(jobs):8d}     (files per job: {files / len(jobs):.0f})")
     print(f"  warehouse phase (first submit → last finish) {load_phase:6.2f} s")
+    print(f"  statement time per job (median / max)  {statement_s[len(statement_s) // 2]:8.2f} s / {statement_s[-1]:.2f} s")
     print(f"  rows loaded / expected                 {loaded_rows:,} / {total_rows:,}")
     print(f"  Data API calls                         {calls:8d}     ({calls / files:.3f} per file; target ≤ 0.05)  {dict(CALLS)}")
     print(f"  direct COPY baseline (S3 GET + COPY FROM STDIN, one COPY per table) {direct:6.2f} s ({total_rows / direct:,.0f} rows/s)")

@@ -108,7 +108,20 @@ def main() -> None:
         careful = time.perf_counter() - t0
         assert desc["ResultRows"] == args.rows, desc["ResultRows"]
 
+        t0 = time.perf_counter()
+        run("UNLOAD ('SELECT * FROM bench_rows') TO 's3://bench/out/csv_' IAM_ROLE default CSV")
+        unload_csv = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        run("UNLOAD ('SELECT * FROM bench_rows') TO 's3://bench/out/json_' IAM_ROLE default JSON")
+        unload_json = time.perf_counter() - t0
+
         with psycopg.connect(rs.database_dsn("workgroup:bench", "dev"), autocommit=True) as conn:
+            t0 = time.perf_counter()
+            out_bytes = 0
+            with conn.cursor() as cur, cur.copy("COPY bench_rows TO STDOUT (FORMAT csv)") as copy_out:
+                for data in copy_out:
+                    out_bytes += len(data)
+            unload_direct = time.perf_counter() - t0
             conn.execute("CREATE TABLE baseline (LIKE bench_rows)")
             t0 = time.perf_counter()
             with conn.cursor() as cur, cur.copy("COPY baseline FROM STDIN (FORMAT csv)") as copy:
@@ -124,6 +137,10 @@ def main() -> None:
     print(f"(b) PostgreSQL COPY FROM STDIN:     {direct:6.2f} s  {args.rows / direct:>12,.0f} rows/s")
     print(f"rows/s ratio (a)/(b):               {direct / emulated:6.2f}   (target >= 0.8; careful: "
           f"{direct / careful:.2f})")
+    print(f"(a) devstack UNLOAD CSV to S3:      {unload_csv:6.2f} s  {args.rows / unload_csv:>12,.0f} rows/s")
+    print(f"    devstack UNLOAD JSON to S3:     {unload_json:6.2f} s  {args.rows / unload_json:>12,.0f} rows/s")
+    print(f"(b) PostgreSQL COPY TO STDOUT:      {unload_direct:6.2f} s  {args.rows / unload_direct:>12,.0f} rows/s")
+    print(f"rows/s ratio UNLOAD (a)/(b):        {unload_direct / unload_csv:6.2f}   (JSON: {unload_direct / unload_json:.2f})")
     print(f"peak RSS growth during the COPY:    {max(0.0, rss_growth):6.1f} MiB "
           f"(input {len(raw) / 2**20:.0f} MiB raw)")
 

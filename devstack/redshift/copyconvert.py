@@ -75,7 +75,10 @@ def redshift_format(fmt: str) -> str:
 def make_converter(col: Column, spec: CopySpec, default_value: str = PG_NULL) -> Converter:
     """The converter for one column; `default_value` is what a missing JSON key loads (COPY text)."""
     check = _checker(col, spec)
-    null_marker = "\\N" if spec.null_as is None else spec.null_as
+    # NULL AS applies to text formats; JSON and Parquet carry real nulls.
+    null_marker = ("\\N" if spec.null_as is None else spec.null_as) if spec.fmt in ("CSV", "TEXT") else None
+    if spec.fmt == "TEXT" and (spec.has("ESCAPE") or spec.has("REMOVEQUOTES")):
+        null_marker = None  # the reader matched the marker before unescaping (an escaped \\N is data)
     empty_as_null, blanks_as_null = spec.has("EMPTYASNULL"), spec.has("BLANKSASNULL")
     is_char, not_null, name = col.is_char, col.not_null, col.name
 
