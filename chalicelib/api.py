@@ -31,10 +31,11 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.field = field
+        logs.info("request_rejected", status=status, error=message, field=field)
 
     def reply(self) -> Reply:
         body: dict[str, Any] = {"error": self.message}
-        if self.field:
+        if self.field is not None:  # even '': a client may send a field with an empty name
             body["field"] = self.field
         return Reply(self.status, body)
 

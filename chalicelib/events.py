@@ -98,12 +98,22 @@ def _str(obj: Any, path: str) -> str:
     return value
 
 
+def _opt_str(obj: dict[str, Any], name: str, path: str) -> str | None:
+    """An optional string field: absent, null or empty is None; any other type is rejected."""
+    value = obj.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise EventError(f"{path}.{name} must be a string, got {type(value).__name__}")
+    return value
+
+
 def _size(value: Any, path: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise EventError(f"{path} must be a number")
     try:
         size = int(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # "abc", NaN, Infinity (Python's json accepts the last two)
         raise EventError(f"{path} must be a number, got {value!r}") from None
     if size < 0:
         raise EventError(f"{path} must not be negative")
@@ -132,13 +142,14 @@ def parse_s3_notification(body: Any) -> list[FileEvent]:
             continue
         obj = _dict(body, f"{where}.s3.object")
         raw_key = _str(body, f"{where}.s3.object.key")
+        path = f"{where}.s3.object"
         events.append(FileEvent(
             bucket=_str(body, f"{where}.s3.bucket.name"),
             key=unquote_plus(raw_key),  # form-encoded: '+' is a space, '%2B' a plus
-            etag=obj.get("eTag") or obj.get("etag"),
-            version_id=obj.get("versionId"),
-            size=_size(obj.get("size", 0), f"{where}.s3.object.size"),
-            sequencer=obj.get("sequencer"),
+            etag=_opt_str(obj, "eTag", path) or _opt_str(obj, "etag", path),
+            version_id=_opt_str(obj, "versionId", path),
+            size=_size(obj.get("size", 0), f"{path}.size"),
+            sequencer=_opt_str(obj, "sequencer", path),
             event_name=name,
             event_time=str(record.get("eventTime", "")),
         ))
@@ -154,10 +165,10 @@ def parse_eventbridge_object_created(event: Any) -> FileEvent:
     found = FileEvent(
         bucket=_str(event, "detail.bucket.name"),
         key=_str(event, "detail.object.key"),  # EventBridge keys arrive decoded
-        etag=obj.get("etag") or obj.get("eTag"),
-        version_id=obj.get("version-id"),
+        etag=_opt_str(obj, "etag", "detail.object") or _opt_str(obj, "eTag", "detail.object"),
+        version_id=_opt_str(obj, "version-id", "detail.object"),
         size=_size(obj.get("size", 0), "detail.object.size"),
-        sequencer=obj.get("sequencer"),
+        sequencer=_opt_str(obj, "sequencer", "detail.object"),
         event_name=f"ObjectCreated:{_dict(event, 'detail').get('reason', 'Unknown')}",
         event_time=str(event.get("time", "")),
     )
@@ -165,12 +176,23 @@ def parse_eventbridge_object_created(event: Any) -> FileEvent:
     return found
 
 
-def parse_sqs_body(body: str) -> list[FileEvent]:
-    """An SQS message body from the landing queue: S3 notification, EventBridge event or S3 test event."""
+def decode_body(body: Any) -> Any:
+    """An SQS message body as JSON; EventError if it is not (including JSON nested too deeply to decode)."""
+    if not isinstance(body, str):
+        raise EventError(f"message body must be a string, got {type(body).__name__}")
     try:
-        parsed = json.loads(body)
+        return json.loads(body)
     except json.JSONDecodeError as exc:
         raise EventError(f"message body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise EventError("message body is not JSON we can read: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer literal longer than Python's digit limit
+        raise EventError(f"message body is not JSON we can read: {exc}") from None
+
+
+def parse_sqs_body(body: str) -> list[FileEvent]:
+    """An SQS message body from the landing queue: S3 notification, EventBridge event or S3 test event."""
+    parsed = decode_body(body)
     if not isinstance(parsed, dict):
         raise EventError(f"message body must be a JSON object, got {type(parsed).__name__}")
     if is_s3_test_event(parsed):
@@ -216,7 +238,10 @@ def parse_statement_event(event: Any) -> StatementEvent:
         raise EventError(f"detail.state must be FINISHED, FAILED or ABORTED, got {state!r}")
     rows = detail.get("rows")
     query_id = detail.get("redshiftQueryId")
-    return StatementEvent(statement_id=_str(event, "detail.statementId"), statement_name=detail.get("statementName"),
+    name = detail.get("statementName")
+    if name is not None and not isinstance(name, str):
+        raise EventError(f"detail.statementName must be a string, got {type(name).__name__}")
+    return StatementEvent(statement_id=_str(event, "detail.statementId"), statement_name=name,
                           state=state, rows=rows if isinstance(rows, int) else None,
                           redshift_query_id=query_id if isinstance(query_id, int) else None,
                           time=event.get("time"))

@@ -95,11 +95,14 @@ class Followups:
 
 
 def _epoch(text: str | None) -> float | None:
-    from datetime import datetime
+    """Epoch seconds of an ISO-8601 time; None if it is not one, or is outside years 1–9999 in UTC."""
+    from datetime import UTC, datetime
 
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+        seconds = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        datetime.fromtimestamp(seconds, tz=UTC)  # job ids are stamped with it: it must be a UTC date too
+    except (ValueError, OverflowError, OSError):
         return None
+    return seconds

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib import logs
-from chalicelib.events import EventError, is_s3_test_event, parse_dms_event, parse_sqs_body, parse_statement_event
+from chalicelib.events import (EventError, decode_body, is_s3_test_event, parse_dms_event, parse_sqs_body,
+                               parse_statement_event)
 from chalicelib.followups import Followups
 from chalicelib.service import Disposition, PoisonMessage, Service
 
@@ -39,9 +40,13 @@ def route_landing(service: Service, event: dict[str, Any]) -> BatchResponse:
 
 
 def _route_one(service: Service, body: str) -> None:
-    parsed = json.loads(body)
+    parsed = decode_body(body)
     if isinstance(parsed, dict) and "flush" in parsed:
-        service.flush(str(parsed["flush"]["pipeline"]), str(parsed["flush"]["batch_id"]))
+        flush = parsed["flush"]
+        if not (isinstance(flush, dict) and _non_empty_str(flush.get("pipeline"))
+                and _non_empty_str(flush.get("batch_id"))):
+            raise EventError("flush message needs 'flush.pipeline' and 'flush.batch_id' as non-empty strings")
+        service.flush(flush["pipeline"], flush["batch_id"])
     elif isinstance(parsed, dict) and is_s3_test_event(parsed):
         logs.info("s3_test_event_skipped", bucket=parsed.get("Bucket"))
     else:
@@ -59,7 +64,7 @@ def run_jobs(service: Service, event: dict[str, Any], hide: Callable[[str, int],
         receives = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
         with logs.bound(message_id=message_id):
             try:
-                job_id = str(json.loads(body)["job_id"])
+                job_id = _job_id(body)
                 result = service.run_job_message(job_id, receipt=receipt, receive_count=receives)
             except _REJECT as exc:
                 if not _park(service, service.settings.jobs_queue, body, f"{type(exc).__name__}: {exc}"):
@@ -74,6 +79,17 @@ def run_jobs(service: Service, event: dict[str, Any], hide: Callable[[str, int],
                 _try_hide(hide, receipt, result.seconds)
                 failures.append({"itemIdentifier": message_id})
     return {"batchItemFailures": failures}
+
+
+def _non_empty_str(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _job_id(body: Any) -> str:
+    parsed = decode_body(body)
+    if not isinstance(parsed, dict) or not _non_empty_str(parsed.get("job_id")):
+        raise EventError("job message must be a JSON object with a non-empty string 'job_id'")
+    return parsed["job_id"]
 
 
 def statement_changed(service: Service, event: dict[str, Any]) -> None:
