@@ -80,7 +80,8 @@ class Followups:
     def start(self, followup: DmsFollowup, *, run_key: str, at: float) -> Job | None:
         service = self.service
         now = service.clock.now()
-        job_id = new_job_id(at, hashlib.sha256(run_key.encode()).hexdigest()[:8])
+        # surrogatepass: the run key holds the event's time, which a JSON "\ud800" escape can make unencodable
+        job_id = new_job_id(at, hashlib.sha256(run_key.encode("utf-8", "surrogatepass")).hexdigest()[:8])
         warehouse = followup.warehouse
         job = Job(id=job_id, kind=JobKind.FOLLOWUP, pipeline=followup.name, target=f"{warehouse}:followup:{followup.name}",
                   status=JobStatus.QUEUED, files=(), statement_id=None, attempt=1,

@@ -119,6 +119,18 @@ def test_dms_event_time_outside_utc_years_falls_back_to_now(time):
     assert line["job_id"] == job_id and job_id.startswith("2026")  # stamped with the clock's now
 
 
+# Bug (found by FUZZ_PROFILE=deep): a DMS event time with a lone surrogate (a JSON "\ud800" escape) made
+# hashing the follow-up's run key raise UnicodeEncodeError out of the DMS handler.
+def test_dms_event_time_with_a_lone_surrogate_still_runs_the_follow_up_once():
+    service = make_service()
+    followups = Followups(service, FakeDms())
+    event = json.loads(json.dumps(s.dms_full_load_finished()).replace('00Z"', '00Z\\ud800"'))
+    assert event["time"].endswith("\ud800")
+    handlers.dms_task_changed(followups, event)
+    handlers.dms_task_changed(followups, event)  # a duplicate delivery maps to the same job
+    assert len(service.queue.enqueued) == 1
+
+
 # Bug: HTTP requests rejected with 4xx were not logged at all; and an unknown field named ''
 # lost its "field" in the 400 body.
 def test_rejected_http_request_is_logged_with_status_field_and_reason():
