@@ -28,7 +28,7 @@ from devstack.redshift.copyconvert import PG_NULL, Column, Converter, make_conve
 from devstack.redshift.copyformats import (Fault, FaultError, Record, csv_records, json_records, parquet_records,
                                            parse_jsonpaths, text_records)
 from devstack.redshift.copyopts import CopySpec, parse_copy
-from devstack.redshift.s3io import S3Object, open_object, read_whole, resolve_sources
+from devstack.redshift.s3io import S3Object, check_found, open_object, read_whole, resolve_sources
 
 WRITE_CHUNK = 1 << 20
 MAX_RECORDED_ERRORS = 1000
@@ -116,6 +116,8 @@ def run_copy(ctx: ExecContext, sql_text: str) -> StatementOutcome:
             loader.per_file = [(o, n, 0) for o, n in zip(objects, lines)]
         else:
             loader.load(objects, paths)
+        if spec.has("MANIFEST"):
+            check_found(objects, spec.source)
     except _LoadFailed:
         _record_errors(ctx, target, loader.errors, started)
         _record_history(ctx, spec, target, loader, started, objects, failed=True)
@@ -193,6 +195,8 @@ class _Loader:
 
     def _records(self, obj: S3Object, paths: list[list[str | int]] | None) -> Iterator[Record]:
         stream = open_object(self.ctx.s3, obj, self.spec.compression)
+        if stream is None:  # an optional manifest entry that does not exist
+            return
         try:
             yield from _guard_decompression(self._reader(stream, obj, paths), obj, self.spec)
         finally:
@@ -326,7 +330,7 @@ def _type_of(target: _Target, column: str) -> str:
 def _record_history(ctx: ExecContext, spec: CopySpec, target: _Target, loader: _Loader, started: dt.datetime,
                     objects: list[S3Object], *, failed: bool) -> None:
     ended = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    total_bytes = sum(o.size for o in objects)
+    total_bytes = sum(max(o.size, 0) for o in objects)
     with ctx.side_connection() as side:
         with side.cursor() as cur:
             if not failed:

@@ -75,7 +75,7 @@ def plan(spec: CopySpec, qualified: pgsql.Composable, columns: list[Column]) -> 
 
 
 def load(conn: psycopg.Connection[Any], fast: FastPlan, objects: Sequence[Any],
-         open_object: Callable[[Any], IO[bytes]], ignore_header: int) -> tuple[int, list[int]] | None:
+         open_object: Callable[[Any], IO[bytes] | None], ignore_header: int) -> tuple[int, list[int]] | None:
     """Stream every file into PostgreSQL. Returns (rows, lines per file), or None when the
     careful path must run (everything this attempt loaded is rolled back)."""
     scale_check = re.compile(rb"\.\d{%d,}" % (fast.max_scale + 1)) if fast.max_scale is not None else None
@@ -85,7 +85,11 @@ def load(conn: psycopg.Connection[Any], fast: FastPlan, objects: Sequence[Any],
         with conn.cursor() as cur:
             with cur.copy(fast.statement) as pg_copy:
                 for obj in objects:
-                    with open_object(obj) as stream:
+                    stream = open_object(obj)
+                    if stream is None:  # an optional manifest entry that does not exist
+                        lines.append(0)
+                        continue
+                    with stream:
                         lines.append(_send(stream, pg_copy, fast, scale_check, ignore_header))
             rows = cur.rowcount
     except Exception:  # PostgreSQL said no, a check failed, or the file is unreadable: be careful instead

@@ -21,11 +21,13 @@ from devstack.redshift.contracts import RedshiftError
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass
 class S3Object:
     bucket: str
     key: str
-    size: int
+    size: int = -1            # from the listing, or from the GET for manifest entries
+    mandatory: bool = True    # a missing optional manifest entry is skipped
+    found: bool = False       # set when the object was opened
 
     @property
     def url(self) -> str:
@@ -84,19 +86,17 @@ def read_manifest(s3: Any, url: str) -> list[S3Object]:
         if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
             raise RedshiftError(f"ERROR: Manifest file {url}: entry {n} has no \"url\"")
         entry_bucket, entry_key = split_url(entry["url"])
-        try:
-            head = s3.head_object(Bucket=entry_bucket, Key=entry_key)
-        except Exception as exc:
-            if _client_error_code(exc) not in ("NoSuchKey", "NoSuchBucket", "404", "403"):
-                raise
-            if entry.get("mandatory") is True:
-                raise RedshiftError(f"ERROR: Manifest file {url}: mandatory file {entry['url']} does not exist "
-                                    "(S3ServiceException: The specified key does not exist)") from None
-            continue
-        objects.append(S3Object(entry_bucket, entry_key, int(head.get("ContentLength", 0))))
+        # No HEAD per entry: a missing file shows up when COPY opens it (half the S3 calls).
+        objects.append(S3Object(entry_bucket, entry_key, mandatory=entry.get("mandatory") is True))
     if not objects:
-        raise RedshiftError(f"ERROR: Manifest file {url} lists no file that exists")
+        raise RedshiftError(f"ERROR: Manifest file {url} lists no files")
     return objects
+
+
+def check_found(objects: list[S3Object], url: str) -> None:
+    """After a load from a manifest: at least one listed file must have existed."""
+    if objects and not any(o.found for o in objects):
+        raise RedshiftError(f"ERROR: Manifest file {url} lists no file that exists")
 
 
 def resolve_sources(s3: Any, url: str, manifest: bool) -> list[S3Object]:
@@ -122,14 +122,20 @@ class _Readable(io.RawIOBase):
         super().close()
 
 
-def open_object(s3: Any, obj: S3Object, compression: str | None) -> IO[bytes]:
-    """A streaming, decompressed byte reader over one object (nothing is held whole in memory)."""
+def open_object(s3: Any, obj: S3Object, compression: str | None) -> IO[bytes] | None:
+    """A streaming, decompressed byte reader over one object (nothing is held whole in memory);
+    None for a missing optional manifest entry."""
     try:
-        body = s3.get_object(Bucket=obj.bucket, Key=obj.key)["Body"]
+        response = s3.get_object(Bucket=obj.bucket, Key=obj.key)
     except Exception as exc:
-        if _client_error_code(exc) in ("NoSuchKey", "404"):
-            raise RedshiftError(f"ERROR: S3ServiceException:The specified key does not exist, {obj.url}") from None
+        if _client_error_code(exc) in ("NoSuchKey", "NoSuchBucket", "404"):
+            if not obj.mandatory:
+                return None
+            raise RedshiftError(f"ERROR: S3ServiceException:The specified key does not exist, {obj.url} "
+                                "(a mandatory file of the load)") from None
         raise
+    body = response["Body"]
+    obj.size, obj.found = int(response.get("ContentLength", obj.size)), True
     raw: IO[bytes] = io.BufferedReader(_Readable(body), buffer_size=1 << 20)
     if compression == "GZIP":
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]

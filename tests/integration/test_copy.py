@@ -86,6 +86,10 @@ def test_manifest_with_mandatory_and_optional_entries(run, q, put, bucket):
     url = put("m/strict.manifest", json.dumps(manifest))
     desc = run(f"COPY t FROM '{url}' IAM_ROLE default CSV MANIFEST")
     assert desc["Status"] == "FAILED" and "gone.csv" in desc["Error"]
+    url = put("m/none.manifest", json.dumps({"entries": [{"url": f"s3://{bucket}/m/gone.csv"}]}))
+    desc = run(f"COPY t FROM '{url}' IAM_ROLE default CSV MANIFEST")
+    assert desc["Status"] == "FAILED" and "no file that exists" in desc["Error"]
+    assert q("SELECT count(*) FROM t") == [[2]]
 
 
 def test_missing_prefix_fails_clearly(run):
