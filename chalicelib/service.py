@@ -59,6 +59,7 @@ class SweepReport:
     sealed: list[str] = field(default_factory=list)
     requeued: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
 
 class Service:
@@ -304,6 +305,29 @@ class Service:
             self._release(job)
             return job
 
+    def _sweep_job(self, job: Job, now: float, report: SweepReport) -> None:
+        if job.status is JobStatus.QUEUED:
+            # Its message may have been lost; a duplicate is harmless (the worker checks status).
+            # The job's target is its FIFO group, for loads and follow-ups alike.
+            slot = int(now // max(1, self.settings.sweep_grace_seconds))
+            self.queue.enqueue_job(job.id, group=job.target, dedup_id=f"{job.id}-{job.attempt}-s{slot}")
+            report.requeued.append(job.id)
+            logs.info("job_requeued_by_sweeper")
+        elif job.status in IN_FLIGHT and job.statement_id:
+            try:
+                info = self.warehouse.describe(job.statement_id)
+            except Exception as exc:
+                if is_transient(exc) or "ResourceNotFound" not in f"{type(exc).__name__}: {exc}":
+                    raise
+                # The Data API forgot the statement (results are kept 24 h): nothing will ever finish it.
+                info = StatementInfo(id=job.statement_id, status="FAILED",
+                                     error=f"the Data API no longer knows statement {job.statement_id}: {exc}")
+            if info.finished:
+                finished = self._finish(job, info)
+                self._release(finished)
+                report.finished.append(job.id)
+                logs.info("job_finished_by_sweeper", status=finished.status.value)
+
     def _release(self, job: Job) -> None:
         """Let the job's held FIFO message go now (or after the retry backoff)."""
         receipt = self.ledger.get_receipt(job.id)
@@ -429,18 +453,9 @@ class Service:
             if now - job.updated_at < self.settings.sweep_grace_seconds:
                 continue
             with logs.bound(job_id=job.id, pipeline=job.pipeline, table=job.target):
-                if job.status is JobStatus.QUEUED:
-                    # Its message may have been lost; a duplicate is harmless (the worker checks status).
-                    # The job's target is its FIFO group, for loads and follow-ups alike.
-                    slot = int(now // max(1, self.settings.sweep_grace_seconds))
-                    self.queue.enqueue_job(job.id, group=job.target, dedup_id=f"{job.id}-{job.attempt}-s{slot}")
-                    report.requeued.append(job.id)
-                    logs.info("job_requeued_by_sweeper")
-                elif job.status in IN_FLIGHT and job.statement_id:
-                    info = self.warehouse.describe(job.statement_id)
-                    if info.finished:
-                        finished = self._finish(job, info)
-                        self._release(finished)
-                        report.finished.append(job.id)
-                        logs.info("job_finished_by_sweeper", status=finished.status.value)
+                try:
+                    self._sweep_job(job, now, report)
+                except Exception as exc:  # one job's trouble must not leave every later job unswept
+                    report.errors.append(job.id)
+                    logs.error("sweep_job_failed", error=f"{type(exc).__name__}: {exc}")
         return report

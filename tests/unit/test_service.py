@@ -274,6 +274,38 @@ def test_sweeper_seals_stale_batches_and_finishes_jobs_whose_event_was_lost(env)
     assert queued.id in service.sweep().requeued
 
 
+def test_one_job_the_sweeper_cannot_check_does_not_block_the_others(env):
+    service, clock = env
+    first = land_and_seal(service, "orders/1.csv")
+    service.run_job_message(first.id, receipt="r1", receive_count=1)
+    second = land_and_seal(service, "events/e.json")
+    service.run_job_message(second.id, receipt="r2", receive_count=1)
+    service.warehouse.finish(service.ledger.get_job(second.id).statement_id)
+    del service.warehouse.states[service.ledger.get_job(first.id).statement_id]  # describe now raises KeyError
+    clock.advance(61)
+    report = service.sweep()
+    assert report.errors == [first.id] and report.finished == [second.id]
+
+
+def test_sweeper_fails_a_job_whose_statement_the_data_api_forgot(env):
+    service, clock = env
+    job = land_and_seal(service, "orders/1.csv")
+    service.run_job_message(job.id, receipt="r1", receive_count=1)
+    statement_id = service.ledger.get_job(job.id).statement_id
+
+    class ResourceNotFoundException(Exception):
+        pass
+
+    def gone(_: str):
+        raise ResourceNotFoundException(f"Query {statement_id} does not exist")
+
+    service.warehouse.describe = gone
+    clock.advance(61)
+    assert service.sweep().finished == [job.id]
+    failed = service.ledger.get_job(job.id)
+    assert failed.status in (JobStatus.FAILED, JobStatus.QUEUED) and "no longer knows" in (failed.error or "")
+
+
 # ------------------------------------------------------------------ handlers
 def sqs_event(*bodies: str) -> dict:
     return {"Records": [{"messageId": f"m-{i}", "receiptHandle": f"rh-{i}", "body": b,
