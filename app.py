@@ -74,10 +74,17 @@ def pipelines():
     return _respond(api.pipelines)
 
 
+def _json_body():
+    """The request's JSON body; one nested too deeply to decode is a 400, not a 500."""
+    try:
+        return app.current_request.json_body
+    except RecursionError:
+        raise api.ApiError(400, "request body is not JSON we can read: nested too deeply") from None
+
+
 @app.route("/loads", methods=["POST"], authorizer=AUTH)
 def request_load():
-    body = app.current_request.json_body
-    return _respond(lambda s: api.request_load(s, body))
+    return _respond(lambda s: api.request_load(s, _json_body()))
 
 
 @app.route("/followups/{name}", methods=["POST"], authorizer=AUTH)

@@ -42,7 +42,13 @@ def _emit(level: int, event: str, fields: dict[str, Any]) -> None:
         return
     record = {"time": round(time.time(), 3), "level": logging.getLevelName(level), "event": event,
               **_context.get(), **fields}
-    _logger.log(level, json.dumps(record, default=str, ensure_ascii=False))
+    line = json.dumps(record, default=str, ensure_ascii=False)
+    if not line.isascii():
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (from a JSON \\ud800 escape): escape it, keep the line
+            line = json.dumps(record, default=str, ensure_ascii=True)
+    _logger.log(level, line)
 
 
 def info(event: str, **fields: Any) -> None:

@@ -149,18 +149,15 @@ def test_unknown_empty_field_is_named_and_logged():
     assert line["status"] == 400 and line["field"] == "" and line["error"] == reply.body["error"]
 
 
-# Not fixed here (app.py, outside chalicelib's use cases): Chalice's json_body lets the RecursionError of a
-# too-deeply nested body escape, so POST /loads answers 500 instead of 400.
-@pytest.mark.xfail(strict=True, reason="app.py: Chalice json_body raises RecursionError on deeply nested JSON")
+# Chalice's json_body lets the RecursionError of a too-deeply nested body escape: app.py turns it into a 400.
 def test_deeply_nested_http_body_is_a_400_not_a_500(http):
     response = http.http.post("/loads", body=b"[" * 100_000, headers={"Content-Type": "application/json"})
     assert response.status_code == 400
 
 
-# Not fixed here (chalicelib/logs.py): a lone surrogate from a JSON "\ud800" escape (an unknown HTTP field
-# name, an S3 key) makes the log line unencodable on a strict UTF-8 stdout, so the line explaining the
+# A lone surrogate from a JSON "\ud800" escape (an unknown HTTP field name, an S3 key) made the log line
+# unencodable on a strict UTF-8 stdout (logs.py now escapes such lines), so the line explaining the
 # rejection is lost (logging prints a traceback to stderr instead).
-@pytest.mark.xfail(strict=True, reason="logs.py writes ensure_ascii=False JSON; lone surrogates cannot be encoded")
 def test_rejection_naming_a_lone_surrogate_still_reaches_a_utf8_log_stream():
     buffer = io.BytesIO()
     handler = logging.StreamHandler(io.TextIOWrapper(buffer, encoding="utf-8", errors="strict", write_through=True))
