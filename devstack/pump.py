@@ -45,6 +45,9 @@ class LambdaContext:
         return max(0, int((self.timeout_seconds - (time.monotonic() - self._started)) * 1000))
 
 
+FIFO_IDLE_SECONDS = 0.2  # pause between short polls of an empty (or all-locked) FIFO queue
+
+
 @dataclass
 class PumpStats:
     invocations: dict[str, int] = field(default_factory=dict)
@@ -137,13 +140,20 @@ class Pump:
         """Up to `batch_size` messages; with a batching window, keep gathering until it is full or the window ends."""
         messages: list[dict[str, Any]] = []
         deadline = time.monotonic() + window_seconds
+        fifo = url.endswith(".fifo")
         while len(messages) < batch_size and not self._stop.is_set():
             wait = 1 if not messages else max(0, min(1, int(deadline - time.monotonic())))
+            if fifo:
+                # moto's long poll spins without sleeping while a FIFO queue holds visible messages of
+                # locked groups (jobs waiting for their table): short polls, and we sleep instead.
+                wait = 0
             with self._receive_guard(url):
                 got = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(batch_size - len(messages), 10),
                                                 WaitTimeSeconds=wait, AttributeNames=["All"],
                                                 MessageAttributeNames=["All"]).get("Messages", [])
             messages += got
+            if not messages and fifo:
+                self._stop.wait(FIFO_IDLE_SECONDS)
             if not messages or window_seconds <= 0 and got or time.monotonic() >= deadline:
                 break
         return messages
