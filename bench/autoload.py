@@ -94,7 +94,7 @@ def main() -> int:
         pipelines = Path(tmp) / "pipelines.toml"
         pipelines.write_text(catalog(args.tables, per_table))
         options = StackOptions(pipelines=pipelines, state_dir=None, serve_http=False, schedule_seconds=60.0,
-                               log_file=Path(tmp) / "app.log",
+                               log_file=Path(tmp) / "app.log", moto_process=True,
                                poll_seconds=30, concurrency={"router": 4, "worker": 5, "completion": 2})
         with Devstack(options) as stack:
             rsdata = stack.client("redshift-data")
@@ -127,7 +127,10 @@ def main() -> int:
                 loaded_rows = sum(conn.execute(f"SELECT COUNT(*) FROM bench.t{t}").fetchone()[0] for t in range(args.tables))
             calls = sum(CALLS.values())
             # How long the warehouse itself worked on each job (DescribeStatement Duration, ns).
-            statement_s = sorted(rsdata.describe_statement(Id=j.statement_id)["Duration"] / 1e9 for j in jobs)
+            described = [rsdata.describe_statement(Id=j.statement_id) for j in jobs]
+            statement_s = sorted(d["Duration"] / 1e9 for d in described)
+            slowest = max(described, key=lambda d: d["Duration"])
+            slowest_parts = [(round(x["Duration"] / 1e9, 2), x["QueryString"][:50]) for x in slowest["SubStatements"]]
             load_phase = max(j.finished_at for j in jobs) - min(j.submitted_at for j in jobs)
             direct = direct_copy(stack, s3, args.tables, per_table)
 
@@ -138,6 +141,7 @@ def main() -> int:
     print(f"  jobs                                   {len(jobs):8d}     (files per job: {files / len(jobs):.0f})")
     print(f"  warehouse phase (first submit → last finish) {load_phase:6.2f} s")
     print(f"  statement time per job (median / max)  {statement_s[len(statement_s) // 2]:8.2f} s / {statement_s[-1]:.2f} s")
+    print(f"  slowest job's statements (s, SQL)      {slowest_parts}")
     print(f"  rows loaded / expected                 {loaded_rows:,} / {total_rows:,}")
     print(f"  Data API calls                         {calls:8d}     ({calls / files:.3f} per file; target ≤ 0.05)  {dict(CALLS)}")
     print(f"  direct COPY baseline (S3 GET + COPY FROM STDIN, one COPY per table) {direct:6.2f} s ({total_rows / direct:,.0f} rows/s)")

@@ -38,6 +38,7 @@ class StackOptions:
     concurrency: dict[str, int] = field(default_factory=lambda: {"router": 2, "worker": 4, "completion": 2})
     extra_env: dict[str, str] = field(default_factory=dict)
     log_file: Path | None = None        # the app's JSON log lines go here instead of stdout
+    moto_process: bool = False          # run moto in its own process (its own core; for benchmarks)
 
 
 class Devstack:
@@ -67,11 +68,17 @@ class Devstack:
             dsn = self.pg.dsn
         from devstack.motolocks import serialize_dynamodb
 
-        serialize_dynamodb()
-        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self.moto.start()
-        host, port = self.moto.get_host_and_port()
-        self.moto_url = f"http://{host}:{port}"
+        if self.options.moto_process:
+            from devstack.motoserver import MotoProcess
+
+            self.moto = MotoProcess()
+            self.moto_url = self.moto.url
+        else:
+            serialize_dynamodb()
+            self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            self.moto.start()
+            host, port = self.moto.get_host_and_port()
+            self.moto_url = f"http://{host}:{port}"
         self.emulator = RedshiftEmulator(dsn, s3_endpoint=self.moto_url, events_endpoint=self.moto_url,
                                          region=REGION).start()
         os.environ.update(self.environment())

@@ -30,3 +30,16 @@ def test_failed_transaction_rolls_back_only_its_items(moto_endpoint):
     ])
     assert ddb.get_item(TableName="ml-t", Key={"pk": {"S": "a"}})["Item"]["v"] == {"N": "2"}
     assert "Item" in ddb.get_item(TableName="ml-t", Key={"pk": {"S": "b"}})
+
+
+def test_moto_in_its_own_process_serves_and_stops():
+    from devstack.motoserver import MotoProcess
+
+    moto = MotoProcess()
+    try:
+        s3 = boto3.client("s3", endpoint_url=moto.url, region_name="us-east-1")
+        s3.create_bucket(Bucket="ml-own-process")
+        assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["ml-own-process"]
+    finally:
+        moto.stop()
+    assert moto._proc.poll() is not None
