@@ -368,7 +368,31 @@ class Service:
             logs.info("job_finished", status=new.status.value, rows=new.rows, error=new.error,
                       attempt=new.attempt, duration_s=round(now - (job.submitted_at or now), 3))
             self.notifier.job_finished(new)
+            if new.status is JobStatus.FAILED and new.load_errors:
+                self._requeue_good_files(new)
         return new
+
+    def _requeue_good_files(self, failed: Job) -> Job | None:
+        """A bad file fails its whole batch (one COPY). The files the load errors do not name load
+        again at once as a new job, so one bad file never holds good data back; the bad ones stay
+        FAILED with their reason. Not for `replace`: part of a snapshot must not replace a table."""
+        pipeline = self.catalog.load(failed.pipeline)
+        bad = {e.file for e in failed.load_errors}
+        good = tuple(f for f in failed.files if f.url not in bad)
+        if pipeline.mode == "replace" or not good or len(good) == len(failed.files):
+            return None
+        now = self.clock.now()
+        job = Job(id=self._new_id(), kind=JobKind.LOAD, pipeline=failed.pipeline, target=failed.target,
+                  status=JobStatus.QUEUED, files=good, statement_id=None, attempt=1, max_attempts=failed.max_attempts,
+                  created_at=now, updated_at=now, submitted_at=None, finished_at=None, rows=None, error=None,
+                  load_errors=(), steps=())
+        if not self.ledger.create_job(job):
+            return None
+        self.ledger.mark_files(good, "BATCHED", job.id)
+        self.queue.enqueue_job(job.id, group=failed.target, dedup_id=f"{job.id}-1")
+        logs.info("job_split", failed_job=failed.id, new_job=job.id, requeued_files=len(good),
+                  bad_files=sorted(bad))
+        return job
 
     def _next_step(self, job: Job) -> int | None:
         if job.kind is not JobKind.FOLLOWUP or self.catalog.followup(job.pipeline).atomic:

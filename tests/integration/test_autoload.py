@@ -118,3 +118,21 @@ def test_two_tables_load_in_parallel_one_table_loads_one_job_at_a_time(env):
     assert a2.submitted_at >= a1.finished_at and b2.submitted_at >= b1.finished_at
     # Different tables: their jobs ran at the same time.
     assert a1.submitted_at < b1.finished_at and b1.submitted_at < a1.finished_at
+
+
+def test_a_bad_file_does_not_hold_back_the_good_files_batched_with_it(env):
+    before = {j.id for j in env.jobs("append")}
+    env.put("append/split/good.csv", csv_text(["id", "name", "amount"], [[81001, "g", "1.00"], [81002, "h", "2.00"]]))
+    env.put("append/split/bad.csv", csv_text(["id", "name", "amount"], [["x", "b", "1.00"]]))
+
+    def settled():
+        jobs = [j for j in env.jobs("append") if j.id not in before]
+        files = {f.key: j.status for j in jobs for f in j.files if j.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)}
+        good_loaded = files.get("append/split/good.csv") is JobStatus.SUCCEEDED
+        return jobs if good_loaded and "append/split/bad.csv" in files and all(
+            j.status in (JobStatus.SUCCEEDED, JobStatus.FAILED) for j in jobs) else None
+
+    jobs = env.stack.wait_for(settled, timeout=60, what="good file loaded, bad file reported")
+    (failed,) = [j for j in jobs if j.status is JobStatus.FAILED]
+    assert [e.file for e in failed.load_errors] == ["s3://it-landing/append/split/bad.csv"]
+    assert env.rows("SELECT COUNT(*) FROM it.append_rows WHERE id IN (81001, 81002)") == [(2,)]

@@ -146,7 +146,7 @@ def test_job_status_list_retry_and_cancel(client):
 
 def test_pipelines_hide_secrets_and_health_reports_checks(client):
     catalog = check("/pipelines", "get", client.http.get("/pipelines"))
-    assert [p["name"] for p in catalog["loads"]] == ["orders", "events"]
+    assert [p["name"] for p in catalog["loads"]] == ["orders", "events", "snapshot"]
     assert "rs-credentials-XYZ" not in json.dumps(catalog)
     assert catalog["warehouses"]["main"]["auth"] == "secret"
     health = check("/health", "get", client.http.get("/health"))

@@ -42,6 +42,16 @@ table = "analytics.events"
 format = "json"
 mode = "append"
 batch = { max_files = 2, max_seconds = 10 }
+
+[[loads]]
+name = "snapshot"
+warehouse = "main"
+bucket = "landing"
+prefix = "snapshot/"
+table = "sales.snapshot"
+format = "csv"
+mode = "replace"
+batch = { max_files = 2, max_seconds = 10 }
 """
 
 
@@ -227,6 +237,39 @@ def test_bad_row_failure_records_file_line_column_value_and_reason(env):
     assert (err.file, err.line, err.column, err.value, err.code) == ("s3://landing/events/a.json", 7, "user_id", "x1", 1207)
     assert "101" in service.warehouse.queries[0]  # looked up by the failed COPY's query id
     assert service.ledger.file_status(job.files[0]) == "FAILED"
+
+
+def _fail_with_bad_row_in(service, job, bad_url: str) -> None:
+    service.run_job_message(job.id, receipt="r1", receive_count=1)
+    sid = service.ledger.get_job(job.id).statement_id
+    service.warehouse.finish(sid, "FAILED", failed_index=1,
+                             error="ERROR: Load into table 't' failed. Check 'stl_load_errors' system table for details.")
+    service.warehouse.query_rows = [{"file_name": bad_url, "line_number": 2, "column_name": "id",
+                                     "error_message": "Invalid digit, Value 'x', Pos 0, Type: Integer",
+                                     "error_code": 1207}]
+    service.statement_finished(StatementEvent(sid, f"redshift-loader:{job.id}:1", "FAILED", None, 1, "t"))
+
+
+def test_good_files_of_a_batch_with_a_bad_file_load_again_as_a_new_job(env):
+    service, _ = env
+    job = land_and_seal(service, "orders/good.csv", "orders/bad.csv", "orders/fine.csv")
+    _fail_with_bad_row_in(service, job, "s3://landing/orders/bad.csv")
+    assert service.ledger.get_job(job.id).status is JobStatus.FAILED
+    (new_id, group, _) = service.queue.enqueued[-1]
+    new = service.ledger.get_job(new_id)
+    assert new.status is JobStatus.QUEUED and group == job.target
+    assert sorted(f.key for f in new.files) == ["orders/fine.csv", "orders/good.csv"]
+    assert service.ledger.file_status(next(f for f in job.files if f.key == "orders/bad.csv")) == "FAILED"
+    assert service.ledger.file_status(new.files[0]) == "BATCHED"
+
+
+def test_a_replace_batch_with_a_bad_file_is_not_split(env):
+    service, _ = env
+    job = land_and_seal(service, "snapshot/a.csv", "snapshot/b.csv")
+    before = len(service.queue.enqueued)
+    _fail_with_bad_row_in(service, job, "s3://landing/snapshot/b.csv")
+    assert service.ledger.get_job(job.id).status is JobStatus.FAILED
+    assert len(service.queue.enqueued) == before
 
 
 def test_upsert_plan_copies_file_by_file_into_staging_and_dedups_latest(env):
