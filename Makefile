@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAGE  ?= dev
 
-.PHONY: demo test unit integration up postgres venv bench clean check-catalog
+.PHONY: demo test unit integration up postgres venv bench clean check-catalog package
 
 demo: venv postgres
 	$(PY) -m devstack demo
@@ -20,6 +20,13 @@ integration: venv postgres
 
 up: venv postgres
 	$(PY) -m devstack up
+
+# CloudFormation for a real account: chalice's SAM template merged with infra/resources.json.
+package: venv
+	$(PY) infra/template.py > infra/resources.json
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage $(STAGE) \
+		--merge-template infra/resources.json out/
+	$(VENV)/bin/cfn-lint out/sam.json
 
 check-catalog: venv
 	$(PY) -m chalicelib.pipelines check chalicelib/pipelines.toml
