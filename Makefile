@@ -24,6 +24,7 @@ up: venv postgres
 # CloudFormation for a real account: chalice's SAM template merged with infra/resources.json.
 package: venv
 	$(PY) infra/template.py > infra/resources.json
+	$(PY) infra/policies.py
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage $(STAGE) \
 		--merge-template infra/resources.json out/
 	$(VENV)/bin/cfn-lint out/sam.json

@@ -67,6 +67,8 @@ def table_resource(t: resources.TableDef) -> dict[str, Any]:
 
 def manifest_bucket() -> dict[str, Any]:
     return {"ManifestBucket": {"Type": "AWS::S3::Bucket", "Properties": {
+        # A predictable name, so the static IAM policies (infra/policies.py) can name it.
+        "BucketName": {"Fn::Sub": "redshift-loader-manifests-${AWS::AccountId}-${AWS::Region}"},
         "BucketEncryption": {"ServerSideEncryptionConfiguration": [
             {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
         "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
