@@ -22,9 +22,10 @@ up: venv postgres
 	$(PY) -m devstack up
 
 # CloudFormation for a real account: chalice's SAM template merged with infra/resources.json.
+# First the stage's least-privilege IAM policies (.chalice/policy-$(STAGE)-*.json) from the catalog.
 package: venv
+	$(PY) -m chalicelib.policies $(STAGE)
 	$(PY) infra/template.py > infra/resources.json
-	$(PY) infra/policies.py
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage $(STAGE) \
 		--merge-template infra/resources.json out/
 	$(VENV)/bin/cfn-lint out/sam.json

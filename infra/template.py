@@ -24,8 +24,11 @@ from chalicelib import resources  # noqa: E402
 from chalicelib.pipelines import load_catalog  # noqa: E402
 
 # The SQS event sources Chalice generates, by function logical id (see app.py's decorators).
-SQS_FUNCTIONS = {"Router": "RouterSqsEventSource", "Worker": "WorkerSqsEventSource"}
+SQS_FUNCTIONS = {"Router": ("RouterSqsEventSource", resources.LANDING_QUEUE),
+                 "Worker": ("WorkerSqsEventSource", resources.JOBS_QUEUE)}  # must match app.py's names
 MANIFEST_RETENTION_DAYS = 7
+# Optional: an SNS topic the dead-letter alarms notify (aws cloudformation deploy --parameter-overrides).
+ALARM_PARAMETER, ALARM_CONDITION = "AlarmTopicArn", "HasAlarmTopic"
 
 
 def queue_resources(q: resources.QueueDef) -> dict[str, Any]:
@@ -45,7 +48,8 @@ def queue_resources(q: resources.QueueDef) -> dict[str, Any]:
             "Namespace": "AWS/SQS", "MetricName": "ApproximateNumberOfMessagesVisible",
             "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}}],
             "Statistic": "Maximum", "Period": 300, "EvaluationPeriods": 1, "Threshold": 0,
-            "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching"}},
+            "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching",
+            "AlarmActions": {"Fn::If": [ALARM_CONDITION, [{"Ref": ALARM_PARAMETER}], {"Ref": "AWS::NoValue"}]}}},
     }
 
 
@@ -67,7 +71,7 @@ def table_resource(t: resources.TableDef) -> dict[str, Any]:
 
 def manifest_bucket() -> dict[str, Any]:
     return {"ManifestBucket": {"Type": "AWS::S3::Bucket", "Properties": {
-        # A predictable name, so the static IAM policies (infra/policies.py) can name it.
+        # A predictable name, so the static IAM policies (chalicelib/policies.py) can name it.
         "BucketName": {"Fn::Sub": "redshift-loader-manifests-${AWS::AccountId}-${AWS::Region}"},
         "BucketEncryption": {"ServerSideEncryptionConfiguration": [
             {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
@@ -105,9 +109,11 @@ def merge_template(catalog_path: Path) -> dict[str, Any]:
     res.update(manifest_bucket())
     if buckets:
         res.update(landing_events(buckets))
-    # (Chalice names the queues in the mappings; the functions' environment below refers to the
-    # queues with GetAtt, which already orders the queues first.)
-    for function, event in SQS_FUNCTIONS.items():
+    # SAM turns each Chalice SQS event into the AWS::Lambda::EventSourceMapping <Function><Event>,
+    # carrying FunctionResponseTypes. Chalice's queue ARN (Fn::Sub of the name) stays: the merge is a
+    # deep dict merge, so a GetAtt would sit beside it, not replace it. The functions' environment
+    # (below) GetAtts the queues, so CloudFormation still creates the queues before the mappings.
+    for function, (event, _queue) in SQS_FUNCTIONS.items():
         res[function] = {"Properties": {"Events": {event: {"Properties": {
             "FunctionResponseTypes": ["ReportBatchItemFailures"]}}}}}
     env = {
@@ -116,7 +122,13 @@ def merge_template(catalog_path: Path) -> dict[str, Any]:
         resources.LEDGER_TABLE.env_var: {"Ref": resources.LEDGER_TABLE.logical_id},
         resources.MANIFEST_BUCKET_ENV: {"Ref": "ManifestBucket"},
     }
-    return {"Globals": {"Function": {"Environment": {"Variables": env}}}, "Resources": res}
+    return {
+        "Parameters": {ALARM_PARAMETER: {"Type": "String", "Default": "",
+                                         "Description": "SNS topic ARN for the dead-letter queue alarms (optional)"}},
+        "Conditions": {ALARM_CONDITION: {"Fn::Not": [{"Fn::Equals": [{"Ref": ALARM_PARAMETER}, ""]}]}},
+        "Globals": {"Function": {"Environment": {"Variables": env}}},
+        "Resources": res,
+    }
 
 
 def main() -> None:

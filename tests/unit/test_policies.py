@@ -1,89 +1,208 @@
-"""Least privilege: each Lambda's IAM policy, derived from the catalog, is exactly what it needs."""
+"""Least privilege: each Lambda's committed IAM policy is exactly what its code path needs.
+
+The expectations here are derived from the catalog on their own (which warehouses loads and
+follow-ups use, how each signs in, which buckets loads read), not by calling the generator, and
+compared with the committed .chalice files in both directions: a missing grant breaks the
+function, an extra one is over-broad. A separate test catches stale files.
+"""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from chalicelib.pipelines import load_catalog
+from chalicelib import policies
+from chalicelib.pipelines import Catalog, Warehouse, load_catalog
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "infra"))
-CATALOG = REPO / "chalicelib" / "pipelines.toml"
-UNSCOPABLE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "dms:DescribeReplicationTasks",
-              "redshift-data:DescribeStatement", "redshift-data:GetStatementResult", "redshift-data:CancelStatement"}
+CONFIG = json.loads((REPO / ".chalice" / "config.json").read_text())
+STAGES = sorted(CONFIG["stages"])
+FUNCTIONS = ("router", "worker", "completion", "dms", "sweeper", "api_handler")
+# AWS accepts only "*" for these: no statement / task / trace resource type exists.
+STAR_ONLY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "dms:DescribeReplicationTasks",
+             "redshift-data:DescribeStatement", "redshift-data:GetStatementResult", "redshift-data:CancelStatement"}
+Grant = tuple[str, str]
+
+LANDING, JOBS = "arn:aws:sqs:*:*:redshift-loader-landing", "arn:aws:sqs:*:*:redshift-loader-jobs.fifo"
+LANDING_DLQ, JOBS_DLQ = "arn:aws:sqs:*:*:redshift-loader-landing-dlq", "arn:aws:sqs:*:*:redshift-loader-jobs-dlq.fifo"
+TABLE = "arn:aws:dynamodb:*:*:table/redshift-loader-ledger"
+# Per function, (action, resource) pairs that do not depend on the catalog, read off the code:
+# handlers.py → service.py / followups.py / api.py → adapters/*.py.
+FIXED: dict[str, set[Grant]] = {
+    "router": {("sqs:ReceiveMessage", LANDING), ("sqs:DeleteMessage", LANDING), ("sqs:GetQueueAttributes", LANDING),
+               *{(a, q) for a in ("sqs:SendMessage", "sqs:GetQueueUrl") for q in (LANDING, JOBS, LANDING_DLQ)},
+               *{(f"dynamodb:{a}", TABLE) for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")}},
+    "worker": {("sqs:ReceiveMessage", JOBS), ("sqs:DeleteMessage", JOBS), ("sqs:GetQueueAttributes", JOBS),
+               ("sqs:ChangeMessageVisibility", JOBS),
+               *{(a, q) for a in ("sqs:SendMessage", "sqs:GetQueueUrl") for q in (JOBS, JOBS_DLQ)},
+               *{(f"dynamodb:{a}", TABLE) for a in ("GetItem", "PutItem", "UpdateItem")},
+               ("dynamodb:Query", TABLE + "/index/active_jobs"),
+               ("redshift-data:DescribeStatement", "*"), ("redshift-data:GetStatementResult", "*"),
+               ("events:PutEvents", "arn:aws:events:*:*:event-bus/default"),
+               ("s3:PutObject", "arn:aws:s3:::redshift-loader-manifests/*"),
+               ("s3:PutObject", "arn:aws:s3:::redshift-loader-manifests-*/*")},
+    "completion": {("sqs:ChangeMessageVisibility", JOBS),
+                   *{(a, q) for a in ("sqs:SendMessage", "sqs:GetQueueUrl") for q in (JOBS, JOBS_DLQ)},
+                   *{(f"dynamodb:{a}", TABLE) for a in ("GetItem", "PutItem", "UpdateItem")},
+                   ("redshift-data:DescribeStatement", "*"), ("redshift-data:GetStatementResult", "*"),
+                   ("events:PutEvents", "arn:aws:events:*:*:event-bus/default")},
+    "dms": {("dms:DescribeReplicationTasks", "*"), ("sqs:SendMessage", JOBS), ("sqs:GetQueueUrl", JOBS),
+            ("dynamodb:PutItem", TABLE)},
+    "sweeper": {("sqs:ChangeMessageVisibility", JOBS),
+                *{(a, q) for a in ("sqs:SendMessage", "sqs:GetQueueUrl") for q in (JOBS, JOBS_DLQ)},
+                *{(f"dynamodb:{a}", TABLE) for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")},
+                ("dynamodb:Query", TABLE + "/index/active_jobs"),
+                ("redshift-data:DescribeStatement", "*"), ("redshift-data:GetStatementResult", "*"),
+                ("events:PutEvents", "arn:aws:events:*:*:event-bus/default")},
+    "api_handler": {*{(a, q) for a in ("sqs:SendMessage", "sqs:GetQueueUrl") for q in (LANDING, JOBS)},
+                    *{(f"dynamodb:{a}", TABLE) for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")},
+                    ("dynamodb:Query", TABLE + "/index/jobs_by_time"), ("redshift-data:CancelStatement", "*"),
+                    ("events:PutEvents", "arn:aws:events:*:*:event-bus/default")},
+}
 
 
-def committed() -> dict[str, dict]:
-    config = json.loads((REPO / ".chalice" / "config.json").read_text())
-    assert config["autogen_policy"] is False
-    return {name: json.loads((REPO / ".chalice" / spec["iam_policy_file"]).read_text())
-            for name, spec in config["lambda_functions"].items()}
+def _target(w: Warehouse) -> str:
+    if w.cluster:
+        return f"arn:aws:redshift:{w.region or '*'}:*:cluster:{w.cluster}"
+    return w.workgroup if (w.workgroup or "").startswith("arn:") else f"arn:aws:redshift-serverless:{w.region or '*'}:*:workgroup/*"
 
 
-def grants(policy: dict) -> set[tuple[str, str]]:
+def _sign_in(w: Warehouse) -> set[Grant]:
+    region = w.region or "*"
+    if w.secret_arn:
+        return {("secretsmanager:GetSecretValue", w.secret_arn), ("secretsmanager:GetSecretValue", w.secret_arn + "-??????")}
+    if w.cluster and w.db_user:
+        return {("redshift:GetClusterCredentials", f"arn:aws:redshift:{region}:*:dbuser:{w.cluster}/{w.db_user}"),
+                ("redshift:GetClusterCredentials", f"arn:aws:redshift:{region}:*:dbname:{w.cluster}/{w.database}")}
+    if w.cluster:
+        return {("redshift:GetClusterCredentialsWithIAM", f"arn:aws:redshift:{region}:*:dbname:{w.cluster}/{w.database}")}
+    return {("redshift-serverless:GetCredentials", _target(w))}
+
+
+def expected(function: str, catalog: Catalog, stage: str, *, xray: bool, topic: str | None = None) -> set[Grant]:
+    loads = {catalog.warehouses[p.warehouse] for p in catalog.loads}
+    followups = {catalog.warehouses[f.warehouse] for f in catalog.dms_followups}
+    sql: dict[str, set[Warehouse]] = {
+        "worker": {"redshift-data:BatchExecuteStatement": loads | followups, "redshift-data:ExecuteStatement": loads,
+                   "redshift-data:DescribeTable": loads},
+        "completion": {"redshift-data:ExecuteStatement": loads},
+        "sweeper": {"redshift-data:ExecuteStatement": loads},
+        "api_handler": {"redshift-data:ListDatabases": set(catalog.warehouses.values())},
+    }.get(function, {})
+    out = set(FIXED[function])
+    for action, warehouses in sql.items():
+        out |= {(action, _target(w)) for w in warehouses}
+    for w in set().union(*sql.values()) if sql else set():
+        out |= _sign_in(w)
+    if function == "api_handler":
+        for p in catalog.loads:
+            out |= {("s3:ListBucket", f"arn:aws:s3:::{p.bucket}"), ("s3:GetObject", f"arn:aws:s3:::{p.bucket}/{p.prefix}*")}
+    if topic and function in ("worker", "completion", "sweeper", "api_handler"):
+        out.add(("sns:Publish", topic))
+    if xray:
+        out |= {("xray:PutTraceSegments", "*"), ("xray:PutTelemetryRecords", "*")}
+    name = f"redshift-loader-{stage}" if function == "api_handler" else f"redshift-loader-{stage}-{function}"
+    logical = "APIHandler" if function == "api_handler" else function.title()
+    for group in (name, f"redshift-loader-{stage}-{logical}-*"):
+        out |= {(a, f"arn:aws:logs:*:*:log-group:/aws/lambda/{group}{s}")
+                for a in ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents") for s in ("", ":*")}
+    return out
+
+
+def grants(policy: dict[str, Any]) -> set[Grant]:
+    assert policy["Version"] == "2012-10-17"
+    assert all(s["Effect"] == "Allow" for s in policy["Statement"])
     return {(a, r) for s in policy["Statement"] for a in s["Action"] for r in s["Resource"]}
 
 
-def test_committed_policies_are_the_generated_ones():
-    import policies  # infra/policies.py
-
-    assert committed() == policies.policies(load_catalog(CATALOG)), "run: python infra/policies.py"
-
-
-def test_every_function_has_its_own_policy_without_wildcard_actions():
-    docs = committed()
-    assert set(docs) == {"router", "worker", "completion", "dms", "sweeper", "api_handler"}
-    for name, doc in docs.items():
-        for action, resource in grants(doc):
-            assert "*" not in action, (name, action)
-            assert resource != "*" or action in UNSCOPABLE, (name, action)
+def committed(stage: str, function: str) -> dict[str, Any]:
+    name = CONFIG["stages"][stage]["lambda_functions"][function]["iam_policy_file"]
+    return json.loads((REPO / ".chalice" / name).read_text())
 
 
-def test_warehouse_access_follows_each_warehouses_authentication():
-    docs = committed()
-    catalog = load_catalog(CATALOG)
-    for name in ("worker", "completion", "sweeper", "api_handler"):
-        g = grants(docs[name])
-        for w in catalog.warehouses.values():
-            target = (f"arn:aws:redshift:*:*:cluster:{w.cluster}" if w.cluster
-                      else "arn:aws:redshift-serverless:*:*:workgroup/*")
-            assert ("redshift-data:BatchExecuteStatement", target) in g
-            if w.secret_arn:
-                assert ("secretsmanager:GetSecretValue", w.secret_arn) in g
-            elif w.db_user:
-                assert ("redshift:GetClusterCredentials", f"arn:aws:redshift:*:*:dbuser:{w.cluster}/{w.db_user}") in g
-            else:
-                assert ("redshift-serverless:GetCredentials", "arn:aws:redshift-serverless:*:*:workgroup/*") in g
-        if not any(w.secret_arn for w in catalog.warehouses.values()):
-            assert not any(a.startswith("secretsmanager:") for a, _ in g)
-    for name in ("router", "dms"):  # they never run SQL
-        assert not any(a.startswith(("redshift", "secretsmanager")) for a, _ in grants(docs[name]))
+def test_config_turns_autogen_off_and_gives_every_function_its_own_file() -> None:
+    assert CONFIG["autogen_policy"] is False
+    assert CONFIG["stages"]["prod"]["xray"] is True
+    for stage in STAGES:
+        files = {CONFIG["stages"][stage]["lambda_functions"][f]["iam_policy_file"] for f in FUNCTIONS}
+        assert len(files) == len(FUNCTIONS) and all((REPO / ".chalice" / f).is_file() for f in files)
 
 
-@pytest.mark.parametrize("name,needed", [
-    ("router", {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:SendMessage", "dynamodb:UpdateItem",
-                "dynamodb:PutItem", "dynamodb:Query"}),
-    ("worker", {"sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "s3:PutObject", "events:PutEvents",
-                "redshift-data:BatchExecuteStatement", "redshift-data:DescribeStatement", "dynamodb:GetItem"}),
-    ("completion", {"sqs:ChangeMessageVisibility", "redshift-data:DescribeStatement", "redshift-data:ExecuteStatement",
-                    "events:PutEvents", "dynamodb:UpdateItem"}),
-    ("dms", {"dms:DescribeReplicationTasks", "sqs:SendMessage", "dynamodb:PutItem"}),
-    ("sweeper", {"sqs:SendMessage", "redshift-data:DescribeStatement", "dynamodb:Query"}),
-    ("api_handler", {"s3:ListBucket", "s3:GetObject", "redshift-data:CancelStatement", "redshift-data:ListDatabases",
-                     "sqs:SendMessage", "dynamodb:Query"}),
-])
-def test_each_function_can_make_the_calls_its_code_path_makes(name, needed):
-    actions = {a for a, _ in grants(committed()[name])}
-    assert needed <= actions, needed - actions
+@pytest.mark.parametrize("stage", STAGES)
+def test_committed_policies_are_not_stale(stage: str) -> None:
+    assert policies.write(stage, REPO, check=True) == [], f"run: .venv/bin/python -m chalicelib.policies {stage}"
 
 
-def test_landing_buckets_are_readable_by_the_api_only():
-    buckets = {p.bucket for p in load_catalog(CATALOG).loads}
-    docs = committed()
-    api = {r for a, r in grants(docs["api_handler"]) if a == "s3:ListBucket"}
-    assert api == {f"arn:aws:s3:::{b}" for b in buckets} | {f"arn:aws:s3:::{b}/*" for b in buckets}
-    assert not any(a in ("s3:GetObject", "s3:ListBucket") for n in ("router", "worker") for a, _ in grants(docs[n]))
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_function_gets_exactly_what_its_code_path_needs(stage: str, function: str) -> None:
+    catalog = load_catalog(REPO / "chalicelib" / "pipelines.toml")
+    xray = bool(CONFIG["stages"][stage].get("xray", CONFIG.get("xray", False)))
+    want, have = expected(function, catalog, stage, xray=xray), grants(committed(stage, function))
+    assert not want - have, f"missing (the function would fail): {sorted(want - have)}"
+    assert not have - want, f"over-broad: {sorted(have - want)}"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_no_wildcard_actions_and_star_resources_only_where_aws_requires_them(stage: str) -> None:
+    for function in FUNCTIONS:
+        for action, resource in grants(committed(stage, function)):
+            assert "*" not in action, (function, action)
+            assert resource != "*" or action in STAR_ONLY, (function, action)
+
+
+def test_the_manifest_wildcard_is_pinned_to_the_functions_own_account() -> None:
+    [statement] = [s for s in committed("prod", "worker")["Statement"] if "s3:PutObject" in s["Action"]]
+    assert statement["Condition"] == {"StringEquals": {"s3:ResourceAccount": "${aws:PrincipalAccount}"}}
+
+
+CATALOG_VARIANT = """
+[warehouses.secret]
+workgroup = "arn:aws:redshift-serverless:eu-west-1:111122223333:workgroup/0b1c2d3e-aaaa-bbbb-cccc-0123456789ab"
+database = "dev"
+secret_arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:loader"
+iam_role = "arn:aws:iam::111122223333:role/RedshiftS3"
+[warehouses.iam]
+cluster = "reporting"
+database = "rep"
+region = "eu-west-1"
+[warehouses.unused]
+cluster = "spare"
+database = "dev"
+db_user = "nobody"
+
+[[loads]]
+name = "a"
+warehouse = "secret"
+bucket = "drop-zone"
+prefix = "a/"
+table = "s.a"
+format = "csv"
+
+[[dms_followups]]
+name = "f"
+warehouse = "iam"
+task = "task-1"
+steps = ["CALL s.p()"]
+"""
+
+
+def test_other_catalogs_and_stage_settings_derive_the_matching_grants(tmp_path: Path) -> None:
+    catalog_path = tmp_path / "pipelines.toml"
+    catalog_path.write_text(CATALOG_VARIANT)
+    topic = "arn:aws:sns:eu-west-1:111122223333:loader-failures"
+    config = {"app_name": "redshift-loader", "environment_variables": {"PIPELINES_FILE": str(catalog_path)},
+              "stages": {"qa": {"environment_variables": {"FAILURE_TOPIC_ARN": topic}, "xray": True}}}
+    docs = policies.stage_policies(config, "qa", REPO)
+    catalog = load_catalog(catalog_path)
+    for function in FUNCTIONS:
+        assert grants(docs[function]) == expected(function, catalog, "qa", xray=True, topic=topic), function
+    worker = grants(docs["worker"])
+    assert ("secretsmanager:GetSecretValue", "arn:aws:secretsmanager:eu-west-1:111122223333:secret:loader-??????") in worker
+    assert ("redshift:GetClusterCredentialsWithIAM", "arn:aws:redshift:eu-west-1:*:dbname:reporting/rep") in worker
+    assert not any("spare" in r for _, r in worker)           # only /health reaches an unused warehouse
+    assert any("spare" in r for _, r in grants(docs["api_handler"]))
+    assert not any(a.startswith(("redshift", "secretsmanager")) for a, _ in grants(docs["router"]) | grants(docs["dms"]))
