@@ -149,5 +149,176 @@ def test_query_with_quotes_parameters_and_errors(run, rsdata, wait, s3, bucket, 
     assert desc["Status"] == "FAILED" and "nope" in desc["Error"]
     desc = run(f"UNLOAD ('SELECT 1') TO 's3://{bucket}/e/' IAM_ROLE default PARQUET DELIMITER ','")
     assert desc["Status"] == "FAILED" and "DELIMITER" in desc["Error"]
-    desc = run(f"UNLOAD ('SELECT 1') TO 's3://{bucket}/e/' IAM_ROLE default FIXEDWIDTH 'a:1'")
-    assert desc["Status"] == "FAILED" and "FIXEDWIDTH" in desc["Error"]
+    desc = run(f"UNLOAD ('SELECT 1') TO 's3://{bucket}/e/' IAM_ROLE default FIXEDWIDTH 'a:1' HEADER")
+    assert desc["Status"] == "FAILED" and "FIXEDWIDTH" in desc["Error"] and "HEADER" in desc["Error"]
+
+
+def test_json_one_object_per_line_with_redshift_booleans(run, s3, bucket, source):
+    ok(run(f"UNLOAD ('SELECT id, d, ok, day, at, v FROM src WHERE id IN (1, 2, 5) ORDER BY id') "
+           f"TO 's3://{bucket}/j/' IAM_ROLE default FORMAT AS JSON"))
+    lines = body(s3, bucket, "j/0000_part_00").decode().splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"id": 1, "d": 1.25, "ok": "t", "day": "2026-01-02", "at": "2026-01-02 03:04:05", "v": "plain"},
+        {"id": 2, "d": None, "ok": None, "day": None, "at": None, "v": None},
+        {"id": 5, "d": 5, "ok": "f", "day": "2026-01-01", "at": "2026-01-01 00:00:00", "v": "ünïcødé 日本 🚀"},
+    ]
+    assert '"d":1.250' in lines[0]  # numerics exactly as stored, not through a float
+
+
+@pytest.mark.parametrize("option,decompress", [
+    ("GZIP", gzip.decompress),
+    ("BZIP2", __import__("bz2").decompress),
+    ("ZSTD", lambda data: __import__("zstandard").ZstdDecompressor().decompressobj().decompress(data)),
+])
+@pytest.mark.parametrize("fmt", ["", "CSV", "FORMAT JSON"])
+def test_compressed_parts_decompress_to_the_plain_output(run, s3, bucket, keys, source, option, decompress, fmt):
+    query = "SELECT * FROM src ORDER BY id"
+    ok(run(f"UNLOAD ('{query}') TO 's3://{bucket}/plain/' IAM_ROLE default {fmt}"))
+    ok(run(f"UNLOAD ('{query}') TO 's3://{bucket}/z/' IAM_ROLE default {fmt} {option}"))
+    suffix = {"GZIP": ".gz", "BZIP2": ".bz2", "ZSTD": ".zst"}[option]
+    assert keys("z/") == [f"z/0000_part_00{suffix}"]
+    assert decompress(body(s3, bucket, f"z/0000_part_00{suffix}")) == body(s3, bucket, "plain/0000_part_00")
+
+
+def test_csv_quoting_null_versus_empty_and_addquotes(run, s3, bucket, source):
+    query = "SELECT id, v FROM src WHERE id IN (2, 3, 4, 5) ORDER BY id"
+    ok(run(f"UNLOAD ('{query}') TO 's3://{bucket}/q1/' IAM_ROLE default CSV"))
+    assert body(s3, bucket, "q1/0000_part_00").decode() == (
+        '2,\n3,""\n4,"quote "" comma , pipe | tab \t backslash \\ newline \n end"\n5,ünïcødé 日本 🚀\n')
+    ok(run(f"UNLOAD ('{query}') TO 's3://{bucket}/q2/' IAM_ROLE default CSV DELIMITER '|' NULL AS 'NIL' ADDQUOTES"))
+    assert body(s3, bucket, "q2/0000_part_00").decode().splitlines()[:2] == ['"2"|NIL', '"3"|""']
+
+
+def test_text_escape_and_addquotes(run, s3, bucket, source):
+    query = "SELECT id, v FROM src WHERE id IN (2, 4) ORDER BY id"
+    ok(run(f"UNLOAD ('{query}') TO 's3://{bucket}/e1/' IAM_ROLE default ESCAPE"))
+    assert body(s3, bucket, "e1/0000_part_00").decode() == (
+        "2|\n4|quote \" comma , pipe \\| tab \t backslash \\\\ newline \\\n end\n")
+    ok(run(f"UNLOAD ('{query}') TO 's3://{bucket}/e2/' IAM_ROLE default ADDQUOTES ESCAPE DELIMITER ',' NULL AS 'null'"))
+    assert body(s3, bucket, "e2/0000_part_00").decode() == (
+        '"2",null\n"4","quote \\" comma \\, pipe | tab \t backslash \\\\ newline \\\n end"\n')
+    ok(run(f"UNLOAD ('SELECT id, c FROM src WHERE id < 4 ORDER BY id') TO 's3://{bucket}/e3/' IAM_ROLE default "
+           "DELIMITER AS '\\t' HEADER NULL AS '\\\\N'"))
+    assert body(s3, bucket, "e3/0000_part_00").decode() == "id\tc\n1\tab   \n2\t\\N\n3\t     \n"
+
+
+def test_fixedwidth_pads_and_refuses_to_truncate(run, s3, bucket, source):
+    ok(run(f"UNLOAD ('SELECT id, v FROM src WHERE id < 4 ORDER BY id') TO 's3://{bucket}/fw/' IAM_ROLE default "
+           "FIXEDWIDTH 'id:3,v:6'"))
+    assert body(s3, bucket, "fw/0000_part_00").decode() == "1  plain \n2        \n3        \n"
+    desc = run(f"UNLOAD ('SELECT id, v FROM src') TO 's3://{bucket}/fw2/' IAM_ROLE default FIXEDWIDTH 'id:3,v:6'")
+    assert desc["Status"] == "FAILED" and "FIXEDWIDTH column 'v'" in desc["Error"]
+    desc = run(f"UNLOAD ('SELECT id, v FROM src') TO 's3://{bucket}/fw3/' IAM_ROLE default FIXEDWIDTH 'id:3'")
+    assert desc["Status"] == "FAILED" and "FIXEDWIDTH specifies 1 columns" in desc["Error"]
+
+
+def test_parquet_fast_path_types_nulls_and_text(run, s3, bucket, source):
+    pq = pytest.importorskip("pyarrow.parquet")
+    ok(run(f"UNLOAD ('SELECT * FROM src ORDER BY id') TO 's3://{bucket}/pq/' IAM_ROLE default PARQUET"))
+    table = pq.read_table(io.BytesIO(body(s3, bucket, "pq/0000_part_00.parquet")))
+    types = {f.name: str(f.type) for f in table.schema}
+    assert types == {"id": "int32", "s": "int16", "b": "int64", "d": "decimal128(12, 3)", "r": "float", "f": "double",
+                     "ok": "bool", "day": "date32[day]", "at": "timestamp[us]", "atz": "timestamp[us, tz=UTC]",
+                     "v": "string", "c": "string"}
+    rows = table.to_pylist()
+    assert [r["v"] for r in rows] == ["plain", None, "", "quote \" comma , pipe | tab \t backslash \\ newline \n end",
+                                      "ünïcødé 日本 🚀", "\\N"]
+    assert str(rows[2]["d"]) == "0.000" and rows[2]["at"].microsecond == 123456 and rows[0]["ok"] is True
+
+
+def test_parquet_partitioned_uses_the_row_path(run, s3, bucket, keys, source):
+    pq = pytest.importorskip("pyarrow.parquet")
+    ok(run(f"UNLOAD ('SELECT id, ok, d FROM src') TO 's3://{bucket}/pp/' IAM_ROLE default PARQUET "
+           "PARTITION BY (ok) INCLUDE MANIFEST"))
+    assert keys("pp/") == ["pp/manifest", f"pp/ok={'__HIVE_DEFAULT_PARTITION__'}/0000_part_00.parquet",
+                           "pp/ok=f/0000_part_00.parquet", "pp/ok=t/0000_part_00.parquet"]
+    table = pq.read_table(io.BytesIO(body(s3, bucket, "pp/ok=t/0000_part_00.parquet")))
+    assert table.column_names == ["id", "ok", "d"] and sorted(table.column("id").to_pylist()) == [1, 4, 6]
+    assert str(table.schema.field("d").type) == "decimal128(12, 3)"
+    assert len(json.loads(body(s3, bucket, "pp/manifest"))["entries"]) == 3
+
+
+def test_partition_values_are_hive_folders_and_cleanpath_only_clears_them(run, s3, bucket, keys):
+    ok(run("CREATE TABLE ev (id INT, day DATE, kind VARCHAR(20))"))
+    ok(run("INSERT INTO ev VALUES (1, '2026-01-01', 'a b/c'), (2, '2026-01-01', 'x'), (3, '2026-01-02', 'x'), "
+           "(4, NULL, 'x')"))
+    s3.put_object(Bucket=bucket, Key="hv/day=2026-01-01/kind=x/old", Body=b"old")
+    s3.put_object(Bucket=bucket, Key="hv/day=1999-01-01/keep", Body=b"keep")
+    ok(run(f"UNLOAD ('SELECT id, day, kind FROM ev ORDER BY id') TO 's3://{bucket}/hv/' IAM_ROLE default "
+           "PARTITION BY (day, kind) CLEANPATH"))
+    assert keys("hv/") == ["hv/day=1999-01-01/keep", "hv/day=2026-01-01/kind=a b%2Fc/0000_part_00",
+                           "hv/day=2026-01-01/kind=x/0000_part_00", "hv/day=2026-01-02/kind=x/0000_part_00",
+                           "hv/day=__HIVE_DEFAULT_PARTITION__/kind=x/0000_part_00"]
+    assert body(s3, bucket, "hv/day=2026-01-01/kind=x/0000_part_00") == b"2\n"
+
+
+def test_parallel_off_maxfilesize_and_verbose_manifest_count_every_part(run, s3, bucket, keys):
+    # ~12.4 MB of text in 5 MB parts.
+    ok(run("CREATE TABLE big AS SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, 60000) g"))
+    desc = ok(run(f"UNLOAD ('SELECT * FROM big ORDER BY id') TO 's3://{bucket}/po/big_' IAM_ROLE default "
+                  "PARALLEL OFF MAXFILESIZE AS 5 MB GZIP MANIFEST VERBOSE"))
+    assert desc["ResultRows"] == 60000
+    assert keys("po/") == ["po/big_000.gz", "po/big_001.gz", "po/big_002.gz", "po/big_manifest"]
+    manifest = json.loads(body(s3, bucket, "po/big_manifest"))
+    counts = [e["meta"]["record_count"] for e in manifest["entries"]]
+    assert sum(counts) == 60000 and manifest["meta"]["record_count"] == 60000
+    for entry, key in zip(manifest["entries"], keys("po/")[:3]):
+        data = body(s3, bucket, key)
+        assert entry["meta"]["content_length"] == len(data)
+        assert gzip.decompress(data).count(b"\n") == entry["meta"]["record_count"]
+    first = gzip.decompress(body(s3, bucket, "po/big_000.gz")).split(b"\n", 1)[0]
+    assert first == b"1|" + b"x" * 200
+    assert manifest["schema"]["elements"] == [{"name": "id", "type": {"base": "integer"}},
+                                              {"name": "pad", "type": {"base": "character varying"}}]
+
+
+def test_empty_result_header_extension_and_kms_on_every_object(run, s3, bucket, keys, source):
+    ok(run(f"UNLOAD ('SELECT id, v FROM src WHERE false') TO 's3://{bucket}/x/' IAM_ROLE default CSV HEADER "
+           "EXTENSION 'csv' KMS_KEY_ID 'alias/k' ENCRYPTED AUTO MANIFEST REGION AS 'us-east-1'"))
+    assert keys("x/") == ["x/0000_part_00.csv", "x/manifest"]
+    assert body(s3, bucket, "x/0000_part_00.csv") == b"id,v\n"
+    for key in keys("x/"):
+        assert s3.head_object(Bucket=bucket, Key=key)["ServerSideEncryption"] == "aws:kms"
+
+
+def test_limit_only_inside_a_subquery(run, s3, bucket, source):
+    desc = run(f"UNLOAD ('SELECT id FROM src ORDER BY id LIMIT 2') TO 's3://{bucket}/l1/' IAM_ROLE default")
+    assert desc["Status"] == "FAILED" and "Limit" in desc["Error"]
+    ok(run(f"UNLOAD ('SELECT * FROM (SELECT id FROM src ORDER BY id LIMIT 2) AS firsts') TO 's3://{bucket}/l2/' "
+           "IAM_ROLE default"))
+    assert body(s3, bucket, "l2/0000_part_00") == b"1\n2\n"
+
+
+def test_a_query_failing_midway_fails_the_unload(run, bucket, source):
+    for fmt in ("", "CSV", "PARQUET", "JSON"):
+        desc = run(f"UNLOAD ('SELECT 10 / (id - 3) FROM src') TO 's3://{bucket}/dz{fmt}/' IAM_ROLE default {fmt}")
+        assert desc["Status"] == "FAILED" and desc["Error"] == "ERROR: division by zero", fmt
+
+
+@pytest.mark.parametrize("options,named", [
+    ("CLEANPATH ALLOWOVERWRITE", "ALLOWOVERWRITE"),
+    ("PARQUET GZIP", "GZIP"),
+    ("PARQUET HEADER", "HEADER"),
+    ("PARQUET NULL AS 'x'", "NULL AS"),
+    ("PARQUET ADDQUOTES", "ADDQUOTES"),
+    ("PARQUET ESCAPE", "ESCAPE"),
+    ("CSV ESCAPE", "ESCAPE"),
+    ("CSV JSON", "JSON"),
+    ("GZIP ZSTD", "ZSTD"),
+    ("HEADER FIXEDWIDTH 'a:1'", "FIXEDWIDTH"),
+    ("MAXFILESIZE 1 MB", "MAXFILESIZE"),
+    ("GZIPP", "GZIPP"),
+    ("MASTER_SYMMETRIC_KEY 'k'", "MASTER_SYMMETRIC_KEY"),
+])
+def test_invalid_options_fail_naming_the_option(run, bucket, options, named):
+    desc = run(f"UNLOAD ('SELECT 1') TO 's3://{bucket}/bad/' IAM_ROLE default {options}")
+    assert desc["Status"] == "FAILED" and named in desc["Error"], desc.get("Error")
+
+
+def test_missing_bucket_and_credentials_forms(run, s3, bucket, keys):
+    desc = run("UNLOAD ('SELECT 1') TO 's3://no-such-bucket-here/x/' IAM_ROLE default")
+    assert desc["Status"] == "FAILED" and "bucket does not exist" in desc["Error"]
+    ok(run(f"UNLOAD ('SELECT 1') TO 's3://{bucket}/k1/' ACCESS_KEY_ID 'AKIA' SECRET_ACCESS_KEY 's' SESSION_TOKEN 't'"))
+    ok(run(f"UNLOAD ('SELECT 1') TO 's3://{bucket}/k2/' CREDENTIALS 'aws_iam_role=arn:aws:iam::1:role/r'"))
+    ok(run(f"UNLOAD ('SELECT 1') TO 's3://{bucket}/k3/' IAM_ROLE 'arn:aws:iam::1:role/r';"))
+    assert keys("k") == ["k1/0000_part_00", "k2/0000_part_00", "k3/0000_part_00"]
