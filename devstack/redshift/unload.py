@@ -23,10 +23,9 @@ import bz2
 import datetime as dt
 import decimal
 import gzip
-import io
 import json
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -40,7 +39,7 @@ from devstack.redshift.unloadopts import UnloadSpec, parse_unload
 
 _INT_OIDS = {20: "int64", 21: "int16", 23: "int32"}
 _FLOAT_OIDS = {700: "float32", 701: "float64"}
-_NUMERIC_OID, _BOOL_OID, _DATE_OID, _TS_OID, _TSTZ_OID = 1700, 16, 1082, 1114, 1184
+_NUMERIC_OID, _BOOL_OID, _DATE_OID, _TS_OID, _TSTZ_OID, _BPCHAR_OID = 1700, 16, 1082, 1114, 1184, 1042
 _JSON_OIDS = {114, 3802}  # json, jsonb (devstack's SUPER): nested JSON, as Redshift writes SUPER
 _TYPE_NAMES = {16: "boolean", 20: "bigint", 21: "smallint", 23: "integer", 700: "real", 701: "double precision",
                1700: "numeric", 1043: "character varying", 1042: "character", 25: "character varying",
@@ -52,7 +51,7 @@ _HIVE_SPECIAL = set('"#%\'*/:=?\\{[]^')
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 MULTIPART_ABOVE = 64 * 1024 * 1024   # bigger parts go up as a multipart upload
 PARQUET_GROUP = 50_000               # rows per row group on the row path: bounds memory
-CSV_BLOCK = 8 * 1024 * 1024          # pyarrow CSV block: ~one Parquet row group per block
+CSV_BLOCK = 8 * 1024 * 1024          # CSV bytes parsed at a time: ~one Parquet row group
 NOT_EMPTY = ("ERROR: Specified unload destination on S3 is not empty. Consider using a different bucket / prefix, "
              "manually removing the target files in S3, or using the ALLOWOVERWRITE option.")
 
@@ -93,6 +92,8 @@ def run_unload(ctx: ExecContext, sql_text: str) -> StatementOutcome:
             rows = _unload_csv(ctx.conn, query, spec, sink.writer(""))
         elif spec.fmt == "PARQUET":
             rows = _unload_parquet(ctx.conn, query, out_cols, sink.writer(""))
+        elif spec.fmt == "JSON":
+            rows = _unload_json(ctx.conn, query, out_cols, spec, sink.writer(""))
         else:
             writer = sink.writer("")
             rows = 0
@@ -170,6 +171,45 @@ def _unload_csv(conn: psycopg.Connection[Any], query: str, spec: UnloadSpec, wri
     return rows + len(batch)
 
 
+def _unload_json(conn: psycopg.Connection[Any], query: str, columns: list[OutColumn], spec: UnloadSpec,
+                 writer: _PartWriter) -> int:
+    """PostgreSQL builds each line (the same text `_json_line` makes), so Python only cuts parts."""
+    parts: list[pgsql.Composable] = []
+    for i, col in enumerate(columns):
+        c = pgsql.Identifier(f"_c{i}")
+        if col.oid in _INT_OIDS or col.oid in _FLOAT_OIDS or col.oid == _NUMERIC_OID:
+            value = pgsql.SQL("CASE WHEN {c}::text IN ('NaN', 'Infinity', '-Infinity') THEN '\"' || {c}::text || '\"' "
+                              "ELSE {c}::text END").format(c=c)
+        elif col.oid == _BOOL_OID:
+            value = pgsql.SQL("CASE WHEN {c} THEN '\"t\"' WHEN NOT {c} THEN '\"f\"' END").format(c=c)
+        elif col.oid in _JSON_OIDS:
+            value = pgsql.SQL("{c}::text").format(c=c)
+        elif col.oid == _BPCHAR_OID:  # bpchar::text drops the padding that COPY (and Redshift) keep
+            value = pgsql.SQL("to_json({c})::text").format(c=c)
+        else:
+            value = pgsql.SQL("to_json({c}::text)::text").format(c=c)
+        key = ("," if i else "{") + json.dumps(col.name, ensure_ascii=False) + ":"
+        parts.append(pgsql.SQL("{} || coalesce({}, 'null')").format(pgsql.Literal(key), value))
+    names = pgsql.SQL(", ").join(pgsql.Identifier(f"_c{i}") for i in range(len(columns)))
+    lines = pgsql.SQL("SELECT {} || '}}' FROM ({}) AS unload_query ({})").format(
+        pgsql.SQL(" || ").join(parts), pgsql.SQL(query), names)
+    rows = 0
+    with conn.cursor() as cur, cur.copy(pgsql.SQL("COPY ({}) TO STDOUT").format(lines)) as out:
+        batch: list[bytes] = []
+        room = spec.max_file_size - writer.size
+        for data in out:
+            line = bytes(data)
+            if b"\\" in line:  # COPY's text format escaped it (a backslash, or raw whitespace in json)
+                line = _parse_line(line)[0].encode("utf-8") + b"\n"  # type: ignore[union-attr]
+            batch.append(line)
+            room -= len(line)
+            if len(batch) >= 2000 or room <= 0:
+                writer.add_raw(batch)
+                rows, batch, room = rows + len(batch), [], spec.max_file_size - writer.size
+        writer.add_raw(batch)
+    return rows + len(batch)
+
+
 def _text_rows(conn: psycopg.Connection[Any], query: str) -> Iterator[list[str | None]]:
     with conn.cursor() as cur, cur.copy(pgsql.SQL("COPY ({}) TO STDOUT").format(pgsql.SQL(query))) as out:
         for data in out:
@@ -204,56 +244,34 @@ def _unload_parquet(conn: psycopg.Connection[Any], query: str, columns: list[Out
 
     schema = _arrow_schema(columns)
     fields = [f"_c{i}" for i in range(len(columns))]  # the query may repeat a name
-    statement = pgsql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(pgsql.SQL(query))
-    rows = 0
-    with conn.cursor() as cur, cur.copy(statement) as out:
-        source = _ChunkReader(out)
+    read_options = pacsv.ReadOptions(column_names=fields)
+    parse_options = pacsv.ParseOptions(newlines_in_values=True)
+    convert_options = pacsv.ConvertOptions(
+        column_types=dict(zip(fields, schema.types)), true_values=["t"], false_values=["f"],
+        null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False)
+
+    def write(block: list[bytes]) -> int:
+        # Each COPY message is one whole row, so a block of them parses on its own; parsing
+        # block by block (not pyarrow's streaming reader, which reads ahead) bounds memory.
         try:
-            reader = pacsv.open_csv(
-                source,
-                read_options=pacsv.ReadOptions(column_names=fields, block_size=CSV_BLOCK, use_threads=False),
-                parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(
-                    column_types=dict(zip(fields, schema.types)), true_values=["t"], false_values=["f"],
-                    null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False))
-            for batch in reader:
-                writer.add_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
-                rows += batch.num_rows
+            table = pacsv.read_csv(pa.py_buffer(b"".join(block)), read_options=read_options,
+                                   parse_options=parse_options, convert_options=convert_options)
         except pa.ArrowInvalid as exc:
-            if source.error is not None:
-                raise source.error from None
             raise RedshiftError(f"ERROR: cannot write the query's result as Parquet: {exc}") from None
-    return rows
+        for batch in table.rename_columns(schema.names).cast(schema).to_batches():
+            writer.add_batch(batch)
+        return table.num_rows
 
-
-class _ChunkReader(io.RawIOBase):
-    """A readable file over COPY's row-sized chunks, for pyarrow's streaming CSV reader."""
-
-    def __init__(self, chunks: Iterable[Any]) -> None:
-        self._chunks = iter(chunks)
-        self._rest = b""
-        self.error: BaseException | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        want, filled = len(view), 0
-        try:
-            while filled < want:
-                if not self._rest:
-                    self._rest = bytes(next(self._chunks))
-                take = min(want - filled, len(self._rest))
-                view[filled:filled + take] = self._rest[:take]
-                self._rest = self._rest[take:]
-                filled += take
-        except StopIteration:
-            pass
-        except BaseException as exc:  # kept: pyarrow reports it as its own error
-            self.error = exc
-            raise
-        return filled
+    statement = pgsql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(pgsql.SQL(query))
+    rows, block, size = 0, [], 0
+    with conn.cursor() as cur, cur.copy(statement) as out:
+        for data in out:
+            block.append(bytes(data))
+            size += len(data)
+            if size >= CSV_BLOCK:
+                rows += write(block)
+                block, size = [], 0
+    return rows + (write(block) if block else 0)
 
 
 # --- rows ------------------------------------------------------------------------------------
@@ -555,7 +573,7 @@ def _schema_type(col: OutColumn) -> dict[str, Any]:
     out: dict[str, Any] = {"base": _TYPE_NAMES.get(col.oid, "character varying")}
     if col.oid == _NUMERIC_OID and col.precision:
         out.update(precision=col.precision, scale=col.scale or 0)
-    elif col.oid in (1042, 1043) and col.length:
+    elif col.oid in (_BPCHAR_OID, 1043) and col.length:
         out["max_length"] = col.length
     return out
 
