@@ -2,13 +2,14 @@
 
 The query always runs as `COPY (query) TO STDOUT`, which streams rows, so memory stays flat
 whatever the result size; each part is spooled (to disk past 8 MB) and uploaded when it
-reaches MAXFILESIZE. Three paths:
+reaches MAXFILESIZE. The paths:
 
 * CSV without PARTITION BY: PostgreSQL writes the CSV itself (its quoting is Redshift's:
   fields holding the delimiter, `"`, CR or LF are quoted, `"` doubled) and we only cut parts.
-* PARQUET without PARTITION BY: PostgreSQL's CSV is parsed by pyarrow's streaming CSV reader
-  with the column types fixed from the query's description, and written batch by batch.
-* everything else (TEXT, JSON, FIXEDWIDTH, any PARTITION BY): PostgreSQL's text format, whose
+* JSON without PARTITION BY: PostgreSQL builds each line with the same text `_json_line` makes.
+* PARQUET without PARTITION BY: PostgreSQL's CSV, parsed by pyarrow in blocks of whole rows
+  with the column types fixed from the query's description.
+* everything else (TEXT, FIXEDWIDTH, any PARTITION BY): PostgreSQL's text format, whose
   values are Redshift's text forms (booleans `t`/`f`, timestamps `YYYY-MM-DD HH:MI:SS[.ffffff]`),
   parsed row by row and formatted here. PARTITION BY sorts on the partition columns so only
   one partition's part is open at a time.
@@ -68,7 +69,8 @@ class OutColumn:
 def run_unload(ctx: ExecContext, sql_text: str) -> StatementOutcome:
     spec = parse_unload(sql_text)
     bucket, prefix = split_url(spec.destination)
-    query = rewrite(spec.query).strip().rstrip(";")
+    # The newline ends a trailing `-- comment`, which would otherwise swallow our closing parenthesis.
+    query = rewrite(spec.query).strip().rstrip(";") + "\n"
     columns = _describe(ctx.conn, query)
     names = [c.name for c in columns]
     for col in spec.partition_by:

@@ -141,6 +141,10 @@ def test_parquet_types_and_kms_encryption(run, s3, bucket, source):
 def test_query_with_quotes_parameters_and_errors(run, rsdata, wait, s3, bucket, database, source):
     ok(run(f"UNLOAD ('SELECT id FROM src WHERE v = ''plain''') TO 's3://{bucket}/qq/' IAM_ROLE default"))
     assert body(s3, bucket, "qq/0000_part_00") == b"1\n"
+    for n, fmt in enumerate(("", "CSV", "JSON", "PARQUET", "PARTITION BY (id)")):
+        ok(run(f"UNLOAD ('SELECT id, ''50% {{x}}'' || v AS t FROM src WHERE v LIKE ''pl%'' -- trailing comment\n"
+               f"-- another;') TO 's3://{bucket}/qc{n}/' IAM_ROLE default {fmt}"))
+    assert body(s3, bucket, "qc1/0000_part_00") == b"1,50% {x}plain\n"
     sid = rsdata.execute_statement(WorkgroupName="wg-test", Database=database,
                                    Sql="UNLOAD ('SELECT 1') TO :dest IAM_ROLE default",
                                    Parameters=[{"name": "dest", "value": f"s3://{bucket}/param/"}])["Id"]
