@@ -146,7 +146,7 @@ def test_client_side_encryption_is_refused():
     ("UNLOAD (select 1) TO 's3://b/p' IAM_ROLE default", "quoted string"),
     ("UNLOAD ('select 1' TO 's3://b/p' IAM_ROLE default", 'near "TO"'),
     ("UNLOAD ('select 1') 's3://b/p' IAM_ROLE default", "TO"),
-    ("UNLOAD ('select 1') TO '/tmp/p' IAM_ROLE default", "s3://"),
+    ("UNLOAD ('select 1') TO 'https://b/p' IAM_ROLE default", "s3://"),
     ("UNLOAD ('select 1') TO", "end of input"),
     ("SELECT 1", "not an UNLOAD"),
 ])
