@@ -49,6 +49,8 @@ class Warehouse:
     iam_role: str | None
     connection: str = "data-api"
     region: str | None = None
+    host: str | None = None   # connection "direct": the cluster's or workgroup's endpoint
+    port: int = 5439
 
     @property
     def target(self) -> str:
@@ -187,7 +189,8 @@ class Catalog:
             return {"database": w.database, "workgroup": w.workgroup, "cluster": w.cluster, "target": w.target,
                     "auth": "secret" if w.secret_arn else "db_user" if w.db_user else "iam",
                     "secret_arn": "***" if w.secret_arn else None, "db_user": w.db_user, "iam_role": w.iam_role,
-                    "connection": w.connection, "region": w.region}
+                    "connection": w.connection, "region": w.region, "host": w.host,
+                    "port": w.port if w.connection == "direct" else None}
 
         def load(p: LoadPipeline) -> dict[str, Any]:
             return {"name": p.name, "warehouse": p.warehouse, "bucket": p.bucket, "prefix": p.prefix,

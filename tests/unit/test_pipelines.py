@@ -255,7 +255,15 @@ def test_non_overlapping_neighbours_are_fine(b: dict) -> None:
     ('workgroup = "w"\ndatabase = "dev"\niam_role = "RedshiftS3"', ["field 'iam_role'", "IAM role ARN"]),
     ('workgroup = "w"\ndatabase = "dev"\nconnection = "jdbc"', ["field 'connection'", "data-api, direct"]),
     ('workgroup = "w"\ndatabase = "dev"\nregion = "Europe"', ["field 'region'", "us-east-1"]),
-    ('workgroup = "w"\ndatabase = "dev"\nport = 5439', ["field 'port'", "unknown field"]),
+    ('workgroup = "w"\ndatabase = "dev"\nendpoint = "h:5439"', ["field 'endpoint'", "unknown field"]),
+    ('workgroup = "w"\ndatabase = "dev"\nport = 5439', ["field 'port'", "only for connection 'direct'"]),
+    ('workgroup = "w"\ndatabase = "dev"\nconnection = "direct"', ["field 'host'", "required"]),
+    ('cluster = "c"\ndatabase = "dev"\nconnection = "direct"\nhost = "c.example.com"\nport = 70000',
+     ["field 'port'", "70000 is not a TCP port"]),
+    ('cluster = "c"\ndatabase = "dev"\nconnection = "direct"\nhost = "c.example.com:5439"',
+     ["field 'host'", "the port goes in 'port'"]),
+    ('cluster = "c"\ndatabase = "dev"\nconnection = "direct"\nhost = "c.example.com"\nport = "5439"',
+     ["field 'port'", "a whole number"]),
 ])
 def test_warehouse_rules(body: str, needles: list[str]) -> None:
     one_problem(f"[warehouses.wh]\n{body}\n", "pipelines.toml: warehouses 'wh'", *needles)
