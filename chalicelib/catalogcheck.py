@@ -22,12 +22,13 @@ from chalicelib.pipelines import (
     TableName,
     Warehouse,
 )
+from chalicelib.catalogsecrets import credential_problems
 from chalicelib.sql import CopyOption
 
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
-HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")
+SECRET_ARN_RE = re.compile(r"^arn:aws[\w-]*:secretsmanager:[a-z0-9-]*:\d*:secret:[\w/+=.@-]+$")
 STOP_REASONS = ("NORMAL", "RECOVERABLE_ERROR", "FATAL_ERROR", "FULL_LOAD_ONLY_FINISHED", "STOPPED_AFTER_FULL_LOAD",
                 "STOPPED_AFTER_CACHED_EVENTS", "EXPRESS_LICENSE_LIMITS_REACHED", "STOPPED_AFTER_DDL_APPLY",
                 "STOPPED_DUE_TO_LOW_MEMORY", "STOPPED_DUE_TO_LOW_DISK", "STOPPED_AT_SERVER_TIME",
@@ -37,8 +38,7 @@ BATCH_RANGES = {"max_files": (1, 1000), "max_bytes": (1, None), "max_seconds": (
 # field -> (expected type, required); "ident"/"idents" are SQL identifiers, "stmts" single statements.
 WAREHOUSE_FIELDS: dict[str, tuple[str, bool]] = {
     "workgroup": ("str", False), "cluster": ("str", False), "database": ("str", True), "secret_arn": ("str", False),
-    "db_user": ("str", False), "iam_role": ("str", False), "connection": ("str", False), "region": ("str", False),
-    "host": ("str", False), "port": ("int", False)}
+    "db_user": ("str", False), "iam_role": ("str", False), "connection": ("str", False), "region": ("str", False)}
 LOAD_FIELDS: dict[str, tuple[str, bool]] = {
     "name": ("str", True), "warehouse": ("str", True), "bucket": ("str", True), "prefix": ("str", False),
     "suffix": ("str", False), "table": ("str", True), "format": ("str", True), "options": ("strs", False),
@@ -80,7 +80,7 @@ def parse_table(text: str) -> TableName:
 
 _KIND_TEXT = {"str": "a non-empty string", "strs": "a list of strings", "idents": "a list of SQL identifiers",
               "ident": "a SQL identifier (string)", "stmts": "a list of SQL statements (strings)", "table": "a table",
-              "bool": "true or false", "int": "a whole number"}
+              "bool": "true or false"}
 
 
 class Checker:
@@ -89,8 +89,11 @@ class Checker:
     def __init__(self, source: str) -> None:
         self.source = source
         self.problems: list[CatalogProblem] = []
+        self.leaked: set[tuple[str, str | None, str | None]] = set()
 
     def add(self, section: str, name: str | None, field: str | None, message: str) -> None:
+        if (section, name, field) in self.leaked:
+            return
         self.problems.append(CatalogProblem(self.source, section, name, field, message))
 
     def fields(self, section: str, name: str | None, raw: dict[str, Any],
@@ -108,7 +111,6 @@ class Checker:
             ok = {"str": lambda v: isinstance(v, str) and v.strip() != "",
                   "ident": lambda v: isinstance(v, str),
                   "bool": lambda v: isinstance(v, bool),
-                  "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
                   "table": lambda v: isinstance(v, dict)}.get(
                 kind, lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))(value)
             if not ok:
@@ -141,6 +143,9 @@ class Checker:
         return out
 
     def build(self, data: dict[str, Any]) -> Catalog:
+        self.problems += credential_problems(data, self.source)
+        # Nothing else is said about a field that holds a credential: those messages quote the value.
+        self.leaked = {(p.section, p.name, p.field) for p in self.problems}
         for key in data:
             if key not in SECTIONS:
                 self.add("", None, None, f"unknown section '{key}' (allowed: {', '.join(SECTIONS)})")
@@ -171,8 +176,14 @@ class Checker:
                 self.add("warehouses", name, "workgroup", "set exactly one of 'workgroup' (Serverless) or 'cluster'")
             if "secret_arn" in table and "db_user" in table:
                 self.add("warehouses", name, "secret_arn", "set 'secret_arn' or 'db_user', not both")
-            if "secret_arn" in f and not re.match(r"^arn:aws[\w-]*:secretsmanager:", f["secret_arn"]):
-                self.add("warehouses", name, "secret_arn", f"{f['secret_arn']!r} is not a Secrets Manager ARN")
+            elif "workgroup" in table and "db_user" in table:
+                self.add("warehouses", name, "db_user", "db_user (temporary credentials) is for clusters only; a "
+                         "Serverless workgroup signs in with secret_arn or, with neither, as the IAM identity")
+            if "secret_arn" in f and not SECRET_ARN_RE.match(f["secret_arn"]):
+                shown = f"{f['secret_arn']!r} is" if f["secret_arn"].startswith("arn:") else "is"  # maybe a password
+                self.add("warehouses", name, "secret_arn", f"{shown} not a Secrets Manager ARN "
+                         "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME); the catalog names the secret, "
+                         "it never holds the password")
             if "iam_role" in f and not re.match(r"^arn:aws[\w-]*:iam::\d{12}:role/\S+$", f["iam_role"]):
                 self.add("warehouses", name, "iam_role", f"{f['iam_role']!r} is not an IAM role ARN")
             if f.get("connection", "data-api") not in CONNECTIONS:
@@ -180,28 +191,11 @@ class Checker:
                          f"{f['connection']!r} is not one of {', '.join(CONNECTIONS)}")
             if "region" in f and not REGION_RE.match(f["region"]):
                 self.add("warehouses", name, "region", f"{f['region']!r} is not a Region name like 'us-east-1'")
-            self.endpoint(name, table, f)
             out[name] = Warehouse(name=name, database=f.get("database", ""), workgroup=f.get("workgroup"),
                                   cluster=f.get("cluster"), secret_arn=f.get("secret_arn"), db_user=f.get("db_user"),
                                   iam_role=f.get("iam_role"), connection=f.get("connection", "data-api"),
-                                  region=f.get("region"), host=f.get("host"), port=f.get("port", 5439))
+                                  region=f.get("region"))
         return out
-
-    def endpoint(self, name: str, table: dict[str, Any], f: dict[str, Any]) -> None:
-        """host/port: required (host) for connection "direct", meaningless for the Data API."""
-        direct = f.get("connection") == "direct"
-        if direct and "host" not in table:
-            self.add("warehouses", name, "host", "required with connection 'direct': the endpoint host of the "
-                                                 "cluster or workgroup (without the port)")
-        for field in ("host", "port"):
-            if field in table and not direct:
-                self.add("warehouses", name, field, "only for connection 'direct' (the Data API finds the "
-                                                    "warehouse by its cluster or workgroup)")
-        if "host" in f and not HOST_RE.match(f["host"]):
-            self.add("warehouses", name, "host", f"{f['host']!r} is not a host name (no scheme, port or path: "
-                                                 "the port goes in 'port')")
-        if "port" in f and not 1 <= f["port"] <= 65535:
-            self.add("warehouses", name, "port", f"{f['port']} is not a TCP port (1..65535)")
 
     def named(self, section: str, i: int, table: dict[str, Any]) -> tuple[str, str | None]:
         """The section label and name to report under (the position when the name is unusable)."""
