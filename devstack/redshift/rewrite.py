@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 
 from devstack.redshift.contracts import UnsupportedSql
+from devstack.redshift.rewrite_from import subquery_aliases
 from devstack.redshift.rewrite_rules import RULES, Tokens, reject_unsupported
 from devstack.redshift.sqltokens import DOLLAR, PUNCT, TRIVIA, Token, join, tokenize
 
@@ -89,7 +90,7 @@ def rewrite(sql: str) -> str:
 def _rewrite(sql: str, *, top_level: bool) -> str:
     sql = _statements(sql, top_level)  # first: names CREATE LIBRARY etc. before generic checks
     reject_unsupported(Tokens(tokenize(sql)))
-    for rule in RULES:
+    for rule in (*RULES, subquery_aliases):
         for _ in range(_MAX_PASSES):
             tk = Tokens(tokenize(sql))
             rule(tk)

@@ -341,3 +341,13 @@ def test_fast_paths_write_what_the_row_path_writes(run, s3, bucket, source, fmt)
         assert pq.read_table(io.BytesIO(fast)).equals(pq.read_table(io.BytesIO(slow)))
     else:
         assert fast == slow
+
+
+def test_unnamed_subquery_in_from_as_redshift_allows(run, rsdata, s3, bucket, source):
+    # PostgreSQL 15 wants an alias on a FROM subquery; Redshift does not, and its own UNLOAD
+    # error message suggests exactly this form for a LIMIT.
+    desc = ok(run("SELECT a, b FROM (SELECT 1 AS a) JOIN (SELECT 2 AS b) ON true"))
+    assert rsdata.get_statement_result(Id=desc["Id"])["Records"] == [[{"longValue": 1}, {"longValue": 2}]]
+    ok(run(f"UNLOAD ('SELECT * FROM (SELECT id FROM src ORDER BY id LIMIT 2)') TO 's3://{bucket}/sub/' "
+           "IAM_ROLE default"))
+    assert body(s3, bucket, "sub/0000_part_00") == b"1\n2\n"

@@ -214,6 +214,36 @@ def test_top(sql: str, expected: str) -> None:
     assert rw(sql) == expected
 
 
+@pytest.mark.parametrize("sql,expected", [
+    ("SELECT * FROM (SELECT 1 AS a)", "SELECT * FROM (SELECT 1 AS a) AS rs_subquery_1"),
+    ("SELECT * FROM (SELECT 1 AS a) WHERE a = 1", "SELECT * FROM (SELECT 1 AS a) AS rs_subquery_1 WHERE a = 1"),
+    ("SELECT * FROM (SELECT * FROM (SELECT 1 AS a))",
+     "SELECT * FROM (SELECT * FROM (SELECT 1 AS a) AS rs_subquery_2) AS rs_subquery_1"),
+    ("SELECT a, (SELECT 1) FROM t, (SELECT 2 AS b) ORDER BY 1",
+     "SELECT a, (SELECT 1) FROM t, (SELECT 2 AS b) AS rs_subquery_1 ORDER BY 1"),
+    ("SELECT * FROM t JOIN (SELECT 1 AS a) ON true", "SELECT * FROM t JOIN (SELECT 1 AS a) AS rs_subquery_1 ON true"),
+    ("SELECT * FROM t, LATERAL (SELECT 1)", "SELECT * FROM t, LATERAL (SELECT 1) AS rs_subquery_1"),
+    ("SELECT * FROM ((SELECT 1 AS a) UNION (SELECT 2))",
+     "SELECT * FROM ((SELECT 1 AS a) UNION (SELECT 2)) AS rs_subquery_1"),
+    ("DELETE FROM t USING (SELECT 1 AS a) WHERE t.a = a",
+     "DELETE FROM t USING (SELECT 1 AS a) AS rs_subquery_1 WHERE t.a = a"),
+    ("SELECT TOP 3 * FROM (SELECT 1 AS a)", "SELECT * FROM (SELECT 1 AS a) AS rs_subquery_1 LIMIT 3"),
+    ("SELECT * FROM (SELECT 1 a) -- note", "SELECT * FROM (SELECT 1 a) AS rs_subquery_1 -- note"),
+])
+def test_unnamed_subquery_in_from_gets_an_alias(sql: str, expected: str) -> None:
+    assert rw(sql) == expected
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM (SELECT 1 AS a) x", "SELECT * FROM (SELECT 1 AS a) AS x", 'SELECT * FROM (SELECT 1) "q"',
+    "SELECT * FROM (t JOIN u ON true)", "SELECT * FROM t JOIN u USING (a)", "SELECT x IN (SELECT 1) FROM t",
+    "SELECT extract(year FROM (SELECT now()))", "SELECT f(a, (SELECT 1)) FROM t WHERE b IN (1, (SELECT 2))",
+    "UPDATE t SET a = 1, b = (SELECT 2)", "SELECT * FROM t WHERE EXISTS (SELECT 1)",
+])
+def test_named_subqueries_and_other_parentheses_are_left_alone(sql: str) -> None:
+    assert rewrite(sql) == sql
+
+
 def test_settings() -> None:
     assert rw("SET search_path TO s, public") == "SET search_path TO s, public, rs_compat"
     assert rw("SET search_path TO s, rs_compat") == "SET search_path TO s, rs_compat"
