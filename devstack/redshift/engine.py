@@ -31,10 +31,11 @@ from psycopg import pq
 from psycopg import sql as pgsql
 
 from devstack.redshift.contracts import ExecContext, RedshiftError, StatementOutcome
+from devstack.redshift.ddlhook import ddl_hook
 from devstack.redshift.models import RESULT_RETENTION_SECONDS, TERMINAL, ApiError, Request, Statement, SubStatement
 from devstack.redshift.params import referenced_names, to_literals, to_pyformat
 from devstack.redshift.pgstream import stream_statement
-from devstack.redshift.results import ResultOptions, result_from_outcome
+from devstack.redshift.results import ResultOptions, ResultSet, result_from_outcome
 from devstack.redshift.sessions import Databases, Session
 
 from devstack.redshift.rewrite import rewrite, split_statements, statement_kind
@@ -259,7 +260,13 @@ class Engine:
         self._run_plain(sub, conn, params)
 
     def _run_plain(self, sub: SubStatement, conn: psycopg.Connection[Any], params: dict[str, str]) -> None:
-        parts = split_statements(rewrite(sub.sql)) or [""]
+        # SHOW TABLE/VIEW/PROCEDURE and DDL with Redshift-only attributes (ddlhook.py) need the catalog.
+        hook = ddl_hook(sub.sql)
+        run = lambda parts: self._run_parts(conn, parts, params)  # noqa: E731
+        sub.result_rows, sub.result = hook(conn, run) if hook else run(split_statements(rewrite(sub.sql)) or [""])
+
+    def _run_parts(self, conn: psycopg.Connection[Any], parts: list[str],
+                   params: dict[str, str]) -> tuple[int, ResultSet | None]:
         rowcount, result = -1, None
         for part in parts:
             names = referenced_names(part, frozenset(params)) if params else []
@@ -273,7 +280,7 @@ class Engine:
                     result.close()
                 result = res.result
             rowcount = res.rowcount
-        sub.result_rows, sub.result = rowcount, result
+        return rowcount, result
 
     def _load(self, st: Statement, kind: str, text: str, conn: psycopg.Connection[Any], query_id: int,
               pid: int, dbname: str) -> StatementOutcome:

@@ -2,6 +2,12 @@
 -- Redshift system views, reduced to the columns tools and loaders read, from PostgreSQL's catalog.
 -- Redshift-only properties get fixed values: no distribution keys, no sort keys, no compression.
 
+-- The Redshift database name this PostgreSQL database stands for (sessions.py writes it in a comment).
+CREATE OR REPLACE FUNCTION rs_compat.redshift_database() RETURNS text
+    LANGUAGE sql STABLE AS $$
+    SELECT coalesce(CASE WHEN d.c LIKE '{%' THEN d.c::json ->> 'database' END, current_database())
+    FROM (SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = current_database()) AS d $$;
+
 -- Exact row count of one table (svv_table_info reports real counts; devstack tables are small).
 CREATE OR REPLACE FUNCTION rs_compat._row_count(t regclass) RETURNS bigint
     LANGUAGE plpgsql STABLE AS $$
@@ -53,10 +59,16 @@ FROM (SELECT c.*,
       WHERE c.table_schema NOT IN ('pg_catalog', 'information_schema', 'rs_compat')
         AND left(c.table_schema, 3) <> 'pg_') AS c;
 
+-- Materialized views are listed as views, as Redshift lists them (their mv_tbl__ storage tables,
+-- which Redshift lists as base tables, do not exist here).
 CREATE OR REPLACE VIEW rs_compat.svv_tables AS
-SELECT table_catalog, table_schema, table_name, table_type, NULL::text AS remarks
-FROM information_schema.tables
-WHERE table_schema NOT IN ('pg_catalog', 'information_schema', 'rs_compat') AND left(table_schema, 3) <> 'pg_';
+SELECT rs_compat.redshift_database()::character varying(128) AS table_catalog,
+       t.table_schema::character varying(128) AS table_schema, t.table_name::character varying(128) AS table_name,
+       t.table_type::character varying(128) AS table_type, NULL::character varying(256) AS remarks
+FROM (SELECT table_schema, table_name, table_type FROM information_schema.tables
+      UNION ALL
+      SELECT schemaname, matviewname, 'VIEW' FROM pg_matviews) AS t
+WHERE t.table_schema NOT IN ('pg_catalog', 'information_schema', 'rs_compat') AND left(t.table_schema, 3) <> 'pg_';
 
 CREATE OR REPLACE VIEW rs_compat.stv_sessions AS
 SELECT backend_start::timestamp AS starttime, pid AS process, usename::char(50) AS user_name,
