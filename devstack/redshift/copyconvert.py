@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from devstack.redshift.copyformats import MISSING_MARK, Fault, FaultError
+from devstack.redshift.copyformats import MISSING_MARK, Fault, FaultError, Quoted
 from devstack.redshift.copyopts import CopySpec
 
 PG_NULL = "\\N"
@@ -86,10 +86,11 @@ def make_converter(col: Column, spec: CopySpec, default_value: str = PG_NULL) ->
         if value is not None:
             if value == MISSING_MARK:
                 return default_value
-            if value == null_marker:
+            if value == null_marker and not isinstance(value, Quoted):
                 value = None
             elif is_char:
-                if (empty_as_null and value == "") or (blanks_as_null and value.strip() == ""):
+                if (empty_as_null and value == "" and not isinstance(value, Quoted)) \
+                        or (blanks_as_null and value.strip() == ""):
                     value = None
             elif value.strip() == "":
                 value = None  # an empty non-character field is NULL in Redshift

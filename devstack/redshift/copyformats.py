@@ -66,18 +66,61 @@ class FaultError(Exception):
         self.fault = fault
 
 
+class Quoted(str):
+    """A CSV field that was written in quotes. `""` is an empty string, not an empty field
+    (EMPTYASNULL and NULL AS '' only take two delimiters with nothing between them), and a
+    quoted value never matches NULL AS: UNLOAD ... CSV writes NULL as an empty field and quotes
+    an empty string or a value equal to the NULL AS string, so the two read back apart."""
+
+    __slots__ = ()
+
+
 def csv_records(stream: IO[bytes], spec: CopySpec) -> Iterator[Record]:
-    reader = csv.reader(_text_lines(stream, spec), delimiter=spec.effective_delimiter, quotechar=spec.quote,
-                        doublequote=True, strict=False)
+    delimiter, quote = spec.effective_delimiter, spec.quote
+    null_marker = "\\N" if spec.null_as is None else spec.null_as
+    consumed: list[str] = []  # the physical lines of the record being read (csv.reader does not read ahead)
+
+    def lines() -> Iterator[str]:
+        for text in _text_lines(stream, spec):
+            consumed.append(text)
+            yield text
+
+    reader = csv.reader(lines(), delimiter=delimiter, quotechar=quote, doublequote=True, strict=False)
     line = spec.ignore_header
     try:
         for fields in reader:
             start, line = line + 1, reader.line_num + spec.ignore_header
+            raw = "".join(consumed)
+            consumed.clear()
             if not fields and spec.has("IGNOREBLANKLINES"):
                 continue
+            if quote in raw and any(f == "" or f == null_marker for f in fields):
+                # Only then does it matter which fields were quoted (csv.reader does not say).
+                fields = [Quoted(f) if quoted else f for f, quoted in zip(fields, _quoted(raw, delimiter, quote))]
             yield _checked(Record(start, fields or [""]), spec)  # type: ignore[arg-type]
     except csv.Error as exc:
         yield Record(line + 1, None, fault=Fault(1216, f"Invalid quote formatting for CSV: {exc}"))
+
+
+def _quoted(raw: str, delimiter: str, quote: str) -> list[bool]:
+    """Which fields of one CSV record (its raw text) start with a quote, read the way
+    csv.reader(strict=False) reads them: a quote inside an unquoted field is a plain character,
+    a doubled quote inside a quoted one is a quote, text after the closing quote joins the field."""
+    rest_of_field = re.compile(f"[^{re.escape(delimiter)}\r\n]*")
+    flags: list[bool] = []
+    i, n = 0, len(raw)
+    while True:
+        quoted = raw.startswith(quote, i)
+        flags.append(quoted)
+        if quoted:  # to just past the closing quote; a quoted field may hold delimiters and newlines
+            i += 1
+            while (j := raw.find(quote, i)) >= 0 and raw.startswith(quote, j + 1):
+                i = j + 2
+            i = n if j < 0 else j + 1
+        i = rest_of_field.match(raw, i).end()  # type: ignore[union-attr]
+        if i >= n or raw[i] != delimiter:
+            return flags
+        i += 1
 
 
 def text_records(stream: IO[bytes], spec: CopySpec) -> Iterator[Record]:

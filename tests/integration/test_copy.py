@@ -301,3 +301,23 @@ def test_extra_decimal_scale_is_truncated_on_either_path(run, q, put, fast_resul
     url = put("fast/h.csv", "1.239\n")
     assert run(f"COPY h2 FROM '{url}' IAM_ROLE default CSV")["Status"] == "FINISHED"
     assert fast_results[-1] is None and q("SELECT amount FROM h2") == [["1.23"]]
+
+
+@pytest.mark.parametrize("options,expected", [
+    # Without EMPTYASNULL an empty character field is '' in Redshift, quoted or not.
+    ("CSV", [[1, "", None], [2, "", None], [3, "x", 3]]),
+    ("CSV MAXERROR 1", [[1, "", None], [2, "", None], [3, "x", 3]]),
+    # EMPTYASNULL (and NULL AS '') turn an *empty field* into NULL: two delimiters with nothing
+    # between them. A quoted "" has its quotes between them: it is an empty string.
+    ("CSV EMPTYASNULL", [[1, None, None], [2, "", None], [3, "x", 3]]),
+    ("CSV NULL AS ''", [[1, None, None], [2, "", None], [3, "x", 3]]),
+    # A quoted field never matches NULL AS (UNLOAD ... CSV quotes a value equal to it).
+    ("CSV NULL AS 'nil'", [[1, "", None], [2, "nil", None], [3, "x", 3]]),
+])
+def test_csv_quoted_empty_string_is_not_an_empty_field(run, q, put, options, expected):
+    run("CREATE TABLE e (id INT, v VARCHAR(10), n INT)")
+    body = '1,,\n2,"",\n3,x,3\n' if "nil" not in options else '1,,\n2,"nil",nil\n3,x,3\n'
+    url = put("empty/e.csv", body)
+    desc = run(f"COPY e FROM '{url}' IAM_ROLE default {options}")
+    assert desc["Status"] == "FINISHED", desc.get("Error")
+    assert q("SELECT id, v, n FROM e ORDER BY id") == expected

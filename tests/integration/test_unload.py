@@ -351,3 +351,16 @@ def test_unnamed_subquery_in_from_as_redshift_allows(run, rsdata, s3, bucket, so
     ok(run(f"UNLOAD ('SELECT * FROM (SELECT id FROM src ORDER BY id LIMIT 2)') TO 's3://{bucket}/sub/' "
            "IAM_ROLE default"))
     assert body(s3, bucket, "sub/0000_part_00") == b"1\n2\n"
+
+
+def test_csv_null_and_empty_string_round_trip_through_copy_emptyasnull(run, rsdata, s3, bucket):
+    ok(run("CREATE TABLE ne (id INT, v VARCHAR(10), n INT)"))
+    ok(run("INSERT INTO ne VALUES (1, NULL, NULL), (2, '', 2), (3, 'x', NULL)"))
+    ok(run(f"UNLOAD ('SELECT * FROM ne ORDER BY id') TO 's3://{bucket}/ne/' IAM_ROLE default CSV MANIFEST"))
+    assert body(s3, bucket, "ne/0000_part_00") == b'1,,\n2,"",2\n3,x,\n'  # NULL: empty field; '': ""
+    for n, copy_opts in enumerate(("CSV EMPTYASNULL", "CSV NULL AS ''", "CSV EMPTYASNULL MAXERROR 1")):
+        ok(run(f"CREATE TABLE back{n} (id INT, v VARCHAR(10), n INT)"))
+        ok(run(f"COPY back{n} FROM 's3://{bucket}/ne/manifest' IAM_ROLE default {copy_opts} MANIFEST"))
+        desc = ok(run(f"SELECT id, v IS NULL, v, n IS NULL FROM back{n} ORDER BY id"))
+        rows = [[next(iter(f.values())) for f in r] for r in rsdata.get_statement_result(Id=desc["Id"])["Records"]]
+        assert rows == [[1, True, True, True], [2, False, "", False], [3, False, "x", True]], copy_opts
