@@ -221,12 +221,16 @@ def show_view(conn: Conn, name: Name) -> str:
 
 # --- SHOW PROCEDURE ---------------------------------------------------------------------------
 
-def show_procedure(conn: Conn, name: Name, args: list[str] | None) -> str:
+def find_procedures(conn: Conn, name: Name, args: list[str] | None) -> list[dict[str, Any]]:
+    """Procedures a Redshift `name[(args)]` names: the argument list matches either the input
+    parameters (Redshift's signature) or all of them including OUT ones; unqualified names
+    look in the first schema of the search_path that has a procedure of that name."""
     rows = conn.execute(
         "SELECT p.oid::int8, quote_ident(n.nspname), quote_ident(p.proname), n.nspname::text,"
         " coalesce(p.proallargtypes, p.proargtypes::oid[])::int8[], coalesce(p.proargmodes::text[], '{}'),"
         " coalesce(p.proargnames, '{}'), p.prosrc, coalesce(p.proconfig, '{}'), r.body,"
-        " coalesce(r.out_args, '{}')::int[], coalesce(r.nonatomic, false), coalesce(r.security_definer, p.prosecdef)"
+        " coalesce(r.out_args, '{}')::int[], coalesce(r.nonatomic, false), coalesce(r.security_definer, p.prosecdef),"
+        " p.oid::regprocedure::text"
         " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
         " LEFT JOIN rs_compat.ddl_routines r ON r.prooid = p.oid"
         " WHERE p.prokind = 'p' AND p.proname = %(name)s AND"
@@ -239,6 +243,11 @@ def show_procedure(conn: Conn, name: Name, args: list[str] | None) -> str:
     if args is not None:
         wanted = _arg_types(conn, args)
         candidates = [c for c in candidates if wanted in (c["in_types"], c["all_types"])]
+    return candidates
+
+
+def show_procedure(conn: Conn, name: Name, args: list[str] | None) -> str:
+    candidates = find_procedures(conn, name, args)
     if not candidates:
         shown = name.text + (f"({', '.join(args)})" if args is not None else "")
         raise RedshiftError(f"ERROR: procedure {shown} does not exist")
@@ -255,14 +264,14 @@ def show_procedure(conn: Conn, name: Name, args: list[str] | None) -> str:
 
 
 def _candidate(row: tuple[Any, ...]) -> dict[str, Any]:
-    oid, schema, name, _, types, modes, names, prosrc, config, body, out_args, nonatomic, definer = row
+    oid, schema, name, _, types, modes, names, prosrc, config, body, out_args, nonatomic, definer, signature = row
     modes = list(modes) or ["i"] * len(types)
     modes = ["o" if n + 1 in out_args else m for n, m in enumerate(modes)]
     names = list(names) + [""] * (len(types) - len(names))
     args = list(zip(types, modes, names))
     return {"oid": oid, "schema": schema, "name": name, "args": args, "all_types": list(types),
             "in_types": [t for t, m, _ in args if m != "o"], "body": body if body is not None else prosrc,
-            "config": list(config), "nonatomic": nonatomic, "definer": definer}
+            "config": list(config), "nonatomic": nonatomic, "definer": definer, "signature": signature}
 
 
 def _arg_types(conn: Conn, args: list[str]) -> list[int | None]:

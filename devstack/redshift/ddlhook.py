@@ -20,7 +20,15 @@ from psycopg import sql as pgsql
 
 from devstack.redshift import ddlcatalog as cat
 from devstack.redshift.contracts import RedshiftError
-from devstack.redshift.ddlparse import AlterTable, CreateProcedure, CreateTable, CreateView, Show, classify
+from devstack.redshift.ddlparse import (
+    AlterTable,
+    CreateProcedure,
+    CreateTable,
+    CreateView,
+    DropProcedure,
+    Show,
+    classify,
+)
 from devstack.redshift.ddlrefs import LATE_BINDING_UNQUALIFIED, unqualified_relation
 from devstack.redshift.ddlshow import PROCEDURE_COLUMN, TABLE_COLUMN, VIEW_COLUMN
 from devstack.redshift.rewrite import rewrite, split_statements
@@ -45,6 +53,8 @@ def ddl_hook(sql: str) -> Hook | None:
         return lambda conn, run: _create_view(conn, run, sql, stmt)
     if isinstance(stmt, CreateProcedure):
         return lambda conn, run: _create_procedure(conn, run, sql, stmt)
+    if isinstance(stmt, DropProcedure):
+        return lambda conn, run: _drop_procedure(conn, run, sql, stmt)
     return None
 
 
@@ -141,3 +151,12 @@ def _create_procedure(conn: Conn, run: RunParts, sql: str, stmt: CreateProcedure
                 outs = [n + 1 for n, p in enumerate(stmt.params) if p.mode == "OUT"]
                 cat.write_routine(conn, oid, stmt.body, outs, stmt.nonatomic, stmt.security_definer)
     return outcome
+
+
+def _drop_procedure(conn: Conn, run: RunParts, sql: str, stmt: DropProcedure) -> tuple[int, Any]:
+    """Redshift names a procedure by its input parameters; PostgreSQL also wants the OUT ones
+    the rewriter turned into INOUT. One match: drop exactly that one; else PostgreSQL decides."""
+    found = cat.find_procedures(conn, stmt.name, stmt.args)
+    if len(found) != 1:
+        return run(_rewritten(sql))
+    return run([f"DROP PROCEDURE {found[0]['signature']} {stmt.tail}".rstrip()])

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from devstack.redshift.ddltokens import CodeTokens, Name, ident, qualified_name
 from devstack.redshift.sqltokens import DOLLAR, OP, STRING, WORD, Token
 
-_FIRST_WORD = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*(SHOW|CREATE|ALTER)\b", re.IGNORECASE | re.DOTALL)
+_FIRST_WORD = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*(SHOW|CREATE|ALTER|DROP)\b", re.IGNORECASE | re.DOTALL)
 _MULTIWORD_TYPES = {("CHARACTER", "VARYING"), ("DOUBLE", "PRECISION"), ("TIMESTAMP", "WITH"),
                     ("TIMESTAMP", "WITHOUT"), ("TIME", "WITH"), ("TIME", "WITHOUT"), ("BIT", "VARYING"),
                     ("NATIONAL", "CHARACTER"), ("BINARY", "VARYING")}
@@ -86,13 +86,23 @@ class CreateProcedure:
 
 
 @dataclass
+class DropProcedure:
+    """DROP PROCEDURE, whose argument list on Redshift leaves out OUT parameters."""
+
+    name: Name
+    args: list[str] | None
+    if_exists: bool = False
+    tail: str = ""  # CASCADE | RESTRICT
+
+
+@dataclass
 class Show:
     kind: str  # TABLE | VIEW | PROCEDURE
     name: Name
     args: list[str] | None = None  # SHOW PROCEDURE's argument list, None when not given
 
 
-Statement = CreateTable | AlterTable | CreateView | CreateProcedure | Show
+Statement = CreateTable | AlterTable | CreateView | CreateProcedure | DropProcedure | Show
 
 
 def classify(sql: str) -> Statement | None:
@@ -104,6 +114,8 @@ def classify(sql: str) -> Statement | None:
     first = found.group(1).upper()
     if first == "SHOW":
         return _show(c)
+    if first == "DROP":
+        return _drop_procedure(c) if c.word(1) == "PROCEDURE" else None
     if first == "ALTER":
         return _alter_table(c) if c.word(1) == "TABLE" else None
     k = 1
@@ -134,11 +146,27 @@ def _show(c: CodeTokens) -> Show | None:
     if name is None:
         return None
     args = None
-    if kind == "PROCEDURE" and c.punct(k, "("):
-        end = c.close(k)
-        args = [c.text(a, b).strip() for a, b in c.split(k + 1, end)]
-        k = end + 1
+    if kind == "PROCEDURE":
+        args, k = _procedure_args(c, k)
     return Show(kind, name, args) if k >= len(c) else None
+
+
+def _procedure_args(c: CodeTokens, k: int) -> tuple[list[str] | None, int]:
+    if not c.punct(k, "("):
+        return None, k
+    end = c.close(k)
+    return [c.text(a, b).strip() for a, b in c.split(k + 1, end)], end + 1
+
+
+def _drop_procedure(c: CodeTokens) -> DropProcedure | None:
+    k = 2
+    if_exists = c.word(k) == "IF" and c.word(k + 1) == "EXISTS"
+    name, k = qualified_name(c, k + 2 if if_exists else k)
+    if name is None:
+        return None
+    args, k = _procedure_args(c, k)
+    tail = c.word(k) if c.word(k) in ("CASCADE", "RESTRICT") else ""
+    return DropProcedure(name, args, if_exists, tail) if k + (1 if tail else 0) >= len(c) else None
 
 
 # --- CREATE TABLE -------------------------------------------------------------------------

@@ -56,6 +56,12 @@ JOIN pg_catalog.pg_class AS tgtobj ON tgtdep.refobjid = tgtobj.oid AND srcobj.oi
 LEFT OUTER JOIN pg_catalog.pg_namespace AS srcnsp ON srcobj.relnamespace = srcnsp.oid
 LEFT OUTER JOIN pg_catalog.pg_namespace tgtnsp ON tgtobj.relnamespace = tgtnsp.oid
 WHERE tgtdep.deptype = 'i' AND tgtobj.relkind = 'v'"""
+# The same through pg_rewrite: which relations each view's rewrite rule references.
+REWRITE_DEPENDENCY_SQL = """SELECT DISTINCT v.relname AS view_name, d.relname AS dep_name
+FROM pg_depend dep JOIN pg_rewrite r ON r.oid = dep.objid
+JOIN pg_class v ON v.oid = r.ev_class JOIN pg_namespace vn ON vn.oid = v.relnamespace
+JOIN pg_class d ON d.oid = dep.refobjid
+WHERE v.oid <> d.oid AND vn.nspname = 'sales'"""
 
 
 class Warehouse:
@@ -231,6 +237,7 @@ def test_views_late_binding_views_and_dependencies(source, target):
     # Dependencies as Redshift users query them: bound views only (late-binding ones record none).
     deps = {(r[2], r[5]) for r in source.rows(VIEW_DEPENDENCY_SQL) if r[1] == "sales"}
     assert deps == {("items", "cheap"), ("cheap", "cheap_ids")}
+    assert {tuple(r) for r in source.rows(REWRITE_DEPENDENCY_SQL)} == {("cheap", "items"), ("cheap_ids", "cheap")}
     listed = source.rows("SELECT table_name, table_type FROM svv_tables WHERE table_schema = 'sales' ORDER BY 1")
     assert listed == [["cheap", "VIEW"], ["cheap_ids", "VIEW"], ["items", "BASE TABLE"], ["late", "VIEW"]]
     assert source.rows("SELECT * FROM pg_get_late_binding_view_cols() cols(view_schema name, view_name name, "
@@ -330,8 +337,12 @@ $_$"""
     assert target.rows("CALL sales.tally(3, 'x')") == [["x+3", 0]]
     assert source.rows("CALL sales.tally(3, 'x')") == [["x+3", 2]]
 
-    target.run("DROP PROCEDURE sales.tally(int, varchar, bigint)")
+    # Dropped by its Redshift signature (input parameters only), as listed by pg_proc_info.
+    target.run("DROP PROCEDURE sales.tally(integer, character varying)")
     assert target.one("SELECT COUNT(*) FROM rs_compat.ddl_routines") == 0
+    source.run("DROP PROCEDURE IF EXISTS sales.tally(int, varchar, bigint)")  # all parameters also name it
+    source.run("DROP PROCEDURE IF EXISTS sales.tally(int, varchar)")
+    assert source.rows(LIST_PROCEDURES_SQL) == []
 
 
 def test_overloaded_procedures_need_argument_types(source):

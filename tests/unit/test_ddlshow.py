@@ -10,6 +10,7 @@ from devstack.redshift.ddlparse import (
     CreateProcedure,
     CreateTable,
     CreateView,
+    DropProcedure,
     Param,
     Show,
     classify,
@@ -186,6 +187,14 @@ def test_show_statements():
     assert classify("SHOW PROCEDURE p()") == Show("PROCEDURE", Name(None, "p"), [])
     for other in ("SHOW search_path", "SHOW TABLES FROM SCHEMA dev.public", "SELECT 1", "CREATE SCHEMA s"):
         assert classify(other) is None
+
+
+def test_drop_procedure():
+    assert classify("DROP PROCEDURE IF EXISTS s.p(int, varchar) CASCADE") == \
+        DropProcedure(Name("s", "p"), ["int", "varchar"], True, "CASCADE")
+    assert classify("drop procedure p") == DropProcedure(Name(None, "p"), None)
+    assert classify("DROP PROCEDURE a(int), b(int)") is None  # not Redshift: left to PostgreSQL
+    assert classify("DROP TABLE t") is None
 
 
 def test_split_type_words():
