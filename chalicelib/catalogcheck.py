@@ -28,6 +28,7 @@ from chalicelib.sql import CopyOption
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")
 SECRET_ARN_RE = re.compile(r"^arn:aws[\w-]*:secretsmanager:[a-z0-9-]*:\d*:secret:[\w/+=.@-]+$")
 STOP_REASONS = ("NORMAL", "RECOVERABLE_ERROR", "FATAL_ERROR", "FULL_LOAD_ONLY_FINISHED", "STOPPED_AFTER_FULL_LOAD",
                 "STOPPED_AFTER_CACHED_EVENTS", "EXPRESS_LICENSE_LIMITS_REACHED", "STOPPED_AFTER_DDL_APPLY",
@@ -38,7 +39,8 @@ BATCH_RANGES = {"max_files": (1, 1000), "max_bytes": (1, None), "max_seconds": (
 # field -> (expected type, required); "ident"/"idents" are SQL identifiers, "stmts" single statements.
 WAREHOUSE_FIELDS: dict[str, tuple[str, bool]] = {
     "workgroup": ("str", False), "cluster": ("str", False), "database": ("str", True), "secret_arn": ("str", False),
-    "db_user": ("str", False), "iam_role": ("str", False), "connection": ("str", False), "region": ("str", False)}
+    "db_user": ("str", False), "iam_role": ("str", False), "connection": ("str", False), "region": ("str", False),
+    "host": ("str", False), "port": ("int", False)}
 LOAD_FIELDS: dict[str, tuple[str, bool]] = {
     "name": ("str", True), "warehouse": ("str", True), "bucket": ("str", True), "prefix": ("str", False),
     "suffix": ("str", False), "table": ("str", True), "format": ("str", True), "options": ("strs", False),
@@ -80,7 +82,7 @@ def parse_table(text: str) -> TableName:
 
 _KIND_TEXT = {"str": "a non-empty string", "strs": "a list of strings", "idents": "a list of SQL identifiers",
               "ident": "a SQL identifier (string)", "stmts": "a list of SQL statements (strings)", "table": "a table",
-              "bool": "true or false"}
+              "bool": "true or false", "int": "a whole number"}
 
 
 class Checker:
@@ -111,6 +113,7 @@ class Checker:
             ok = {"str": lambda v: isinstance(v, str) and v.strip() != "",
                   "ident": lambda v: isinstance(v, str),
                   "bool": lambda v: isinstance(v, bool),
+                  "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
                   "table": lambda v: isinstance(v, dict)}.get(
                 kind, lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))(value)
             if not ok:
@@ -191,11 +194,28 @@ class Checker:
                          f"{f['connection']!r} is not one of {', '.join(CONNECTIONS)}")
             if "region" in f and not REGION_RE.match(f["region"]):
                 self.add("warehouses", name, "region", f"{f['region']!r} is not a Region name like 'us-east-1'")
+            self.endpoint(name, table, f)
             out[name] = Warehouse(name=name, database=f.get("database", ""), workgroup=f.get("workgroup"),
                                   cluster=f.get("cluster"), secret_arn=f.get("secret_arn"), db_user=f.get("db_user"),
                                   iam_role=f.get("iam_role"), connection=f.get("connection", "data-api"),
-                                  region=f.get("region"))
+                                  region=f.get("region"), host=f.get("host"), port=f.get("port", 5439))
         return out
+
+    def endpoint(self, name: str, table: dict[str, Any], f: dict[str, Any]) -> None:
+        """host/port: required (host) for connection "direct", meaningless for the Data API."""
+        direct = f.get("connection") == "direct"
+        if direct and "host" not in table:
+            self.add("warehouses", name, "host", "required with connection 'direct': the endpoint host of the "
+                                                 "cluster or workgroup (without the port)")
+        for field in ("host", "port"):
+            if field in table and not direct:
+                self.add("warehouses", name, field, "only for connection 'direct' (the Data API finds the "
+                                                    "warehouse by its cluster or workgroup)")
+        if "host" in f and not HOST_RE.match(f["host"]):
+            self.add("warehouses", name, "host", f"{f['host']!r} is not a host name (no scheme, port or path: "
+                                                 "the port goes in 'port')")
+        if "port" in f and not 1 <= f["port"] <= 65535:
+            self.add("warehouses", name, "port", f"{f['port']} is not a TCP port (1..65535)")
 
     def named(self, section: str, i: int, table: dict[str, Any]) -> tuple[str, str | None]:
         """The section label and name to report under (the position when the name is unusable)."""
