@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import functools
+import os
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.dms import DmsTasks
 from chalicelib.adapters.ledger import DynamoLedger
 from chalicelib.adapters.notify import EventNotifier
 from chalicelib.adapters.queue import SqsQueues
+from chalicelib.adapters.redshift_direct import DirectWarehouse
+from chalicelib.adapters.statement_store import DynamoStatementStore
 from chalicelib.adapters.storage import S3Storage
 from chalicelib.adapters.warehouse import DataApiWarehouse
+from chalicelib.adapters.warehouse_router import WarehouseRouter
 from chalicelib.followups import Followups
 from chalicelib.pipelines import Catalog, load_catalog
 from chalicelib.service import Service
@@ -38,8 +42,22 @@ def queues() -> SqsQueues:
 def service() -> Service:
     s = settings()
     return Service(catalog=catalog(), settings=s, ledger=DynamoLedger(s.ledger_table, ttl_days=s.file_ttl_days),
-                   queue=queues(), warehouse=DataApiWarehouse(), storage=S3Storage(),
+                   queue=queues(), warehouse=warehouse(), storage=S3Storage(),
                    notifier=EventNotifier(source=s.event_source, failure_topic_arn=s.failure_topic_arn))
+
+
+@functools.lru_cache(maxsize=None)
+def warehouse() -> WarehouseRouter:
+    """The Data API, or redshift-connector for warehouses with connection = "direct"."""
+    return WarehouseRouter(DataApiWarehouse(), direct_warehouse)
+
+
+@functools.lru_cache(maxsize=None)
+def direct_warehouse() -> DirectWarehouse:
+    # REDSHIFT_DIRECT_ENDPOINT ("host:port") points every direct warehouse at devstack's local
+    # Redshift-protocol endpoint, as AWS_ENDPOINT_URL_* points the SDK at moto; unset when deployed.
+    return DirectWarehouse(store=DynamoStatementStore(settings().ledger_table), warehouses=catalog().warehouses,
+                           endpoint_override=os.environ.get("REDSHIFT_DIRECT_ENDPOINT") or None)
 
 
 @functools.lru_cache(maxsize=None)
@@ -49,6 +67,6 @@ def followups() -> Followups:
 
 def reset() -> None:
     """Drop everything cached (tests and devstack change the environment between runs)."""
-    for cached in (settings, catalog, queues, service, followups):
+    for cached in (settings, catalog, queues, warehouse, direct_warehouse, service, followups):
         cached.cache_clear()
     aws.reset()

@@ -257,6 +257,10 @@ class Service:
         else:
             logs.info("job_submitted", statement_id=statement_id, attempt=job.attempt,
                       statements=len(sqls), files=len(job.files))
+            if warehouse.connection == "direct":
+                # A direct connection ran the batch inside submit (no completion event exists for it):
+                # finish the job now rather than at the next look.
+                return self._after(self._finish(submitted, self.warehouse.describe(statement_id)))
         return WorkerResult(Disposition.KEEP, self.settings.poll_seconds)
 
     def _fail_before_submit(self, job: Job, error: str) -> None:
