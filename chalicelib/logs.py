@@ -29,19 +29,45 @@ _logger.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
 
 @contextlib.contextmanager
 def bound(**fields: Any) -> Iterator[None]:
-    """Add fields to every log line emitted inside the block."""
-    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
+    """Add fields to every log line emitted inside the block.
+
+    An exception that leaves the block takes the fields with it: a line logged while it is being
+    handled outside (the handler reporting a job message that failed) carries them too.
+    """
+    context = {**_context.get(), **{k: v for k, v in fields.items() if v is not None}}
+    token = _context.set(context)
     try:
         yield
+    except BaseException as exc:
+        if _CONTEXT_ATTR not in getattr(exc, "__dict__", {}):  # the innermost block knows the most
+            with contextlib.suppress(AttributeError, TypeError):
+                setattr(exc, _CONTEXT_ATTR, context)
+        raise
     finally:
         _context.reset(token)
+
+
+_CONTEXT_ATTR = "_log_context"
+
+
+def _handled_context() -> dict[str, Any]:
+    """The bound fields of the exception being handled (or of the one it was raised while handling)."""
+    exc: BaseException | None = sys.exc_info()[1]
+    for _ in range(8):  # a short walk: a failure while handling a failure is as deep as it gets
+        if exc is None:
+            break
+        context = getattr(exc, _CONTEXT_ATTR, None)
+        if isinstance(context, dict):
+            return context
+        exc = exc.__context__
+    return {}
 
 
 def _emit(level: int, event: str, fields: dict[str, Any]) -> None:
     if not _logger.isEnabledFor(level):
         return
     record = {"time": round(time.time(), 3), "level": logging.getLevelName(level), "event": event,
-              **_context.get(), **fields}
+              **_handled_context(), **_context.get(), **fields}
     line = json.dumps(record, default=str, ensure_ascii=False)
     if not line.isascii():
         try:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from chalicelib import logs
+from chalicelib import logs, tracing
 from chalicelib.events import FileEvent, StatementEvent
 from chalicelib.jobs import FileRef, Job, JobKind, JobStatus, LoadError, is_retryable_error, new_job_id
 from chalicelib.outcomes import first_error, is_transient, load_error_from_row, requeue_delay
@@ -174,7 +174,7 @@ class Service:
         job = self.ledger.get_job(job_id)
         if job is None:
             raise PoisonMessage(f"job '{job_id}' does not exist in the ledger")
-        with logs.bound(job_id=job.id, pipeline=job.pipeline, table=job.target):
+        with tracing.job_scope("run_job", job_id=job.id, pipeline=job.pipeline, table=job.target):
             if job.status in TERMINAL:
                 return WorkerResult(Disposition.DONE)
             self.ledger.set_receipt(job.id, receipt)
@@ -293,7 +293,7 @@ class Service:
         if job is None:
             logs.warning("statement_event_unknown_job", statement_name=event.statement_name)
             return None
-        with logs.bound(job_id=job.id, pipeline=job.pipeline, table=job.target):
+        with tracing.job_scope("finish_job", job_id=job.id, pipeline=job.pipeline, table=job.target):
             if job.status is JobStatus.QUEUED and parts[2] == self._run_label(job):
                 # The statement ended before the worker recorded its submission: record it here.
                 submitted = job.transition(JobStatus.SUBMITTED, self.clock.now(), statement_id=event.statement_id,
@@ -480,7 +480,7 @@ class Service:
         for job in self.ledger.active_jobs():
             if now - job.updated_at < self.settings.sweep_grace_seconds:
                 continue
-            with logs.bound(job_id=job.id, pipeline=job.pipeline, table=job.target):
+            with tracing.job_scope("sweep_job", job_id=job.id, pipeline=job.pipeline, table=job.target):
                 try:
                     self._sweep_job(job, now, report)
                 except Exception as exc:  # one job's trouble must not leave every later job unswept
