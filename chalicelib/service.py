@@ -7,6 +7,7 @@ completion event, a later receive of that message, or the sweeper finishes it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -358,6 +359,15 @@ class Service:
                 new = job.transition(JobStatus.FAILED, now, finished_at=now, error=error,
                                      load_errors=tuple(self._load_errors(job, info)))
                 exhausted = is_retryable_error(error)
+        if new.status in TERMINAL:
+            # Before the save that makes the job terminal: nobody finishes a terminal job again, so a
+            # finisher dying right after that save would leave its files unmarked and the good files
+            # of a batch with a bad file never loaded. Done first, a death leaves the job in flight and
+            # the next finisher repeats these idempotent steps.
+            self.ledger.mark_files(new.files, "LOADED" if new.status is JobStatus.SUCCEEDED else new.status.value,
+                                   new.id)
+            if new.status is JobStatus.FAILED and new.load_errors:
+                self._requeue_good_files(new)
         if not self.ledger.save_job(new, expected=job.status, expected_attempt=job.attempt):
             current = self.ledger.get_job(job.id)
             logs.info("job_finish_raced", status=current.status.value if current else None)
@@ -367,13 +377,9 @@ class Service:
             self.queue.dead_letter(self.settings.jobs_queue, json.dumps({"job_id": new.id}),
                                    f"job {new.id} failed after {new.attempt} attempts: {new.error}")
         if new.status in TERMINAL:
-            self.ledger.mark_files(new.files, "LOADED" if new.status is JobStatus.SUCCEEDED else new.status.value,
-                                   new.id)
             logs.info("job_finished", status=new.status.value, rows=new.rows, error=new.error,
                       attempt=new.attempt, duration_s=round(now - (job.submitted_at or now), 3))
             self.notifier.job_finished(new)
-            if new.status is JobStatus.FAILED and new.load_errors:
-                self._requeue_good_files(new)
         return new
 
     def _requeue_good_files(self, failed: Job) -> Job | None:
@@ -386,16 +392,20 @@ class Service:
         if pipeline.mode == "replace" or not good or len(good) == len(failed.files):
             return None
         now = self.clock.now()
-        job = Job(id=self._new_id(), kind=JobKind.LOAD, pipeline=failed.pipeline, target=failed.target,
+        # The same id whoever splits this attempt, however often: a finisher that died after the split
+        # and before saving the failed job must not split it twice (the good files would load twice).
+        digest = hashlib.sha256(f"{failed.id}:split:{failed.attempt}".encode()).hexdigest()[:8]
+        job = Job(id=new_job_id(failed.submitted_at or failed.created_at, digest), kind=JobKind.LOAD,
+                  pipeline=failed.pipeline, target=failed.target,
                   status=JobStatus.QUEUED, files=good, statement_id=None, attempt=1, max_attempts=failed.max_attempts,
                   created_at=now, updated_at=now, submitted_at=None, finished_at=None, rows=None, error=None,
                   load_errors=(), steps=())
-        if not self.ledger.create_job(job):
-            return None
+        created = self.ledger.create_job(job)
         self.ledger.mark_files(good, "BATCHED", job.id)
-        self.queue.enqueue_job(job.id, group=failed.target, dedup_id=f"{job.id}-1")
-        logs.info("job_split", failed_job=failed.id, new_job=job.id, requeued_files=len(good),
-                  bad_files=sorted(bad))
+        self.queue.enqueue_job(job.id, group=failed.target, dedup_id=f"{job.id}-1")  # again if repeated: harmless
+        if created:
+            logs.info("job_split", failed_job=failed.id, new_job=job.id, requeued_files=len(good),
+                      bad_files=sorted(bad))
         return job
 
     def _next_step(self, job: Job) -> int | None:
