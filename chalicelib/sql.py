@@ -306,12 +306,25 @@ def _upsert(p: LoadPipeline, target: str, files: Sequence[str], staging: str, ta
         # Rows just copied are the only ones without a sequence: stamp them with the file's position.
         out.append(f"UPDATE {staging} SET {seq} = {int(i)} WHERE {seq} IS NULL")
     match = " AND ".join(f"{target}.{quote_ident(k)} = {staging}.{quote_ident(k)}" for k in p.keys)
-    out.append(f"DELETE FROM {target} USING {staging} WHERE {match}")
     order = ([f"{quote_ident(p.order_by)} DESC NULLS LAST"] if p.order_by else []) + [f"{seq} DESC"]
     partition = ", ".join(quote_ident(k) for k in p.keys)
-    out.append(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM (SELECT {cols}, ROW_NUMBER() OVER "
-               f"(PARTITION BY {partition} ORDER BY {', '.join(order)}) AS {quote_ident(RANK_COLUMN)} "
-               f"FROM {staging}) AS {quote_ident(LATEST_ALIAS)} WHERE {quote_ident(RANK_COLUMN)} = 1")
+    latest, rank = quote_ident(LATEST_ALIAS), quote_ident(RANK_COLUMN)
+    ranked = (f"(SELECT {cols}, ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {', '.join(order)}) AS {rank} "
+              f"FROM {staging}) AS {latest}")
+    if not p.order_by:
+        out.append(f"DELETE FROM {target} USING {staging} WHERE {match}")
+        out.append(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {ranked} WHERE {rank} = 1")
+    else:
+        # Files can load out of order (a late or re-delivered event puts an older file in a later job):
+        # a row only replaces a row that is not newer by order_by, and a key whose stored row is newer
+        # keeps it. (NULL is oldest; on a tie the later load wins.)
+        newest = quote_ident(p.order_by)
+        out.append(f"DELETE FROM {target} USING {staging} WHERE {match} AND "
+                   f"({target}.{newest} IS NULL OR {target}.{newest} <= {staging}.{newest})")
+        kept = " AND ".join(f"{target}.{quote_ident(k)} = {latest}.{quote_ident(k)}" for k in p.keys)
+        latest_cols = ", ".join(f"{latest}.{quote_ident(c)}" for c in target_columns)
+        out.append(f"INSERT INTO {target} ({cols}) SELECT {latest_cols} FROM {ranked} LEFT JOIN {target} ON {kept} "
+                   f"WHERE {latest}.{rank} = 1 AND {target}.{quote_ident(p.keys[0])} IS NULL")
     out.append(f"DROP TABLE {staging}")
     return out
 

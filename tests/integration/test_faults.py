@@ -56,3 +56,53 @@ def test_throttling_server_errors_and_lost_events_still_load_each_file_once(env,
     assert not [j for j in jobs if j.status is JobStatus.FAILED]
     rows = env.rows(f"SELECT id, COUNT(*) FROM it.append_rows WHERE id BETWEEN {ids[0]} AND {ids[-1]} GROUP BY id")
     assert sorted(rows) == [(i, 1) for i in ids]  # each file once
+
+
+def test_reordered_upsert_jobs_keep_the_newest_row_by_order_by(pg_database):
+    """Found by the soak's reorder fault: a file delivered late loads in a later job, and the upsert
+    replaced every stored row with the batch's rows, newer or not. The plan's merge statements, run
+    on PostgreSQL with the staging rows put in by hand (no S3 here)."""
+    import psycopg
+
+    from chalicelib.pipelines import parse_catalog
+    from chalicelib.sql import render_load_plan
+
+    catalog = parse_catalog("""
+[warehouses.main]
+workgroup = "w"
+database = "dev"
+iam_role = "arn:aws:iam::123456789012:role/R"
+[[loads]]
+name = "accounts"
+warehouse = "main"
+bucket = "soak-bucket"
+prefix = "a/"
+table = "s.accounts"
+format = "csv"
+mode = "upsert"
+keys = ["k"]
+order_by = "ver"
+""", "pipelines.toml")
+    pipeline = catalog.load("accounts")
+    columns = ["k", "ver", "val"]
+
+    def load(conn, rows: list[tuple[int, int | None, str]]) -> None:
+        sqls = render_load_plan(pipeline, iam_role="arn:aws:iam::123456789012:role/R", files=["s3://soak-bucket/a/1.manifest"],
+                                manifest_url=None, staging_name='"stage_x"', target_columns=columns)
+        with conn.transaction():
+            for text in sqls:
+                if text.startswith("COPY "):  # what the COPY would have put in the staging table
+                    for row in rows:
+                        conn.execute('INSERT INTO "stage_x" (k, ver, val) VALUES (%s, %s, %s)', row)
+                else:
+                    conn.execute(text)
+
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA s")
+        conn.execute("CREATE TABLE s.accounts (k INTEGER NOT NULL, ver INTEGER, val VARCHAR(20))")
+        load(conn, [(1, 2, "new"), (2, 5, "old"), (4, None, "null-first"), (5, 3, "tie-first")])
+        load(conn, [(1, 1, "late"), (2, 7, "newer"), (3, 1, "fresh"), (4, 1, "dated"), (5, 3, "tie-later"),
+                    (6, None, "a"), (6, 2, "b")])
+        rows = conn.execute("SELECT k, ver, val FROM s.accounts ORDER BY k").fetchall()
+    assert rows == [(1, 2, "new"), (2, 7, "newer"), (3, 1, "fresh"), (4, 1, "dated"), (5, 3, "tie-later"),
+                    (6, 2, "b")]
