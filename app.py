@@ -6,7 +6,7 @@ import os
 
 from chalice import Chalice, IAMAuthorizer, Rate, Response
 
-from chalicelib import api, bootstrap, handlers, openapi, resources, tracing
+from chalicelib import api, api_moves, bootstrap, handlers, openapi, resources, tracing
 
 app = Chalice(app_name="redshift-loader")
 
@@ -86,6 +86,26 @@ def _json_body():
 @app.route("/loads", methods=["POST"], authorizer=AUTH)
 def request_load():
     return _respond(lambda s: api.request_load(s, _json_body()))
+
+
+@app.route("/unloads", methods=["POST"], authorizer=AUTH)
+def request_unload():
+    return _respond(lambda s: api_moves.request_unload(s, _json_body()))
+
+
+@app.route("/copies", methods=["POST"], authorizer=AUTH)
+def request_copy():
+    return _respond(lambda s: api_moves.request_copy(s, _json_body()))
+
+
+@app.route("/archives", methods=["POST"], authorizer=AUTH)
+def request_archive():
+    return _respond(lambda s: api_moves.request_archive(s, _json_body()))
+
+
+@app.route("/jobs/{job_id}/report", methods=["GET"], authorizer=AUTH)
+def job_report(job_id):
+    return _respond(lambda s: api_moves.run_report(s, job_id))
 
 
 @app.route("/followups/{name}", methods=["POST"], authorizer=AUTH)

@@ -14,7 +14,7 @@ from chalicelib import logs
 from chalicelib.events import FileEvent
 from chalicelib.followups import Followups
 from chalicelib.jobs import JobStatus
-from chalicelib.service import IN_FLIGHT, TERMINAL, Service
+from chalicelib.service import IN_FLIGHT, TERMINAL, JobFailure, Service
 
 MAX_FILES_PER_REQUEST = 1000
 
@@ -187,7 +187,10 @@ def retry_job(service: Service, job_id: str) -> Reply:
         raise ApiError(404, f"no job with id '{job_id}'", "id")
     if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
         raise ApiError(409, f"job '{job_id}' is {job.status.value}; only FAILED or CANCELLED jobs can be retried")
-    retried = service.retry(job)
+    try:
+        retried = service.retry(job)
+    except JobFailure as exc:  # e.g. one table of a copy run: the run is what gets retried
+        raise ApiError(409, str(exc)) from None
     return Reply(202, retried.to_public_dict())
 
 

@@ -16,6 +16,7 @@ from chalicelib.adapters.storage import S3Storage
 from chalicelib.adapters.warehouse import DataApiWarehouse
 from chalicelib.adapters.warehouse_router import WarehouseRouter
 from chalicelib.followups import Followups
+from chalicelib.moves import Moves
 from chalicelib.pipelines import Catalog, load_catalog
 from chalicelib.service import Service
 from chalicelib.settings import Settings
@@ -41,9 +42,16 @@ def queues() -> SqsQueues:
 @functools.lru_cache(maxsize=None)
 def service() -> Service:
     s = settings()
-    return Service(catalog=catalog(), settings=s, ledger=DynamoLedger(s.ledger_table, ttl_days=s.file_ttl_days),
-                   queue=queues(), warehouse=warehouse(), storage=S3Storage(),
-                   notifier=EventNotifier(source=s.event_source, failure_topic_arn=s.failure_topic_arn))
+    built = Service(catalog=catalog(), settings=s, ledger=DynamoLedger(s.ledger_table, ttl_days=s.file_ttl_days),
+                    queue=queues(), warehouse=warehouse(), storage=S3Storage(),
+                    notifier=EventNotifier(source=s.event_source, failure_topic_arn=s.failure_topic_arn))
+    Moves(built)  # registers the unload / archive / copy job kinds and the schedules on the service
+    return built
+
+
+@functools.lru_cache(maxsize=None)
+def moves() -> Moves:
+    return Moves.of(service())
 
 
 @functools.lru_cache(maxsize=None)
@@ -67,6 +75,6 @@ def followups() -> Followups:
 
 def reset() -> None:
     """Drop everything cached (tests and devstack change the environment between runs)."""
-    for cached in (settings, catalog, queues, warehouse, direct_warehouse, service, followups):
+    for cached in (settings, catalog, queues, warehouse, direct_warehouse, service, followups, moves):
         cached.cache_clear()
     aws.reset()

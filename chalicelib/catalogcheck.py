@@ -23,6 +23,7 @@ from chalicelib.pipelines import (
     Warehouse,
 )
 from chalicelib.catalogsecrets import credential_problems
+from chalicelib.catalog_moves import check_archive, check_copy, check_unload
 from chalicelib.sql import CopyOption
 
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
@@ -49,7 +50,7 @@ LOAD_FIELDS: dict[str, tuple[str, bool]] = {
 FOLLOWUP_FIELDS: dict[str, tuple[str, bool]] = {
     "name": ("str", True), "warehouse": ("str", True), "task": ("str", True), "stop_reasons": ("strs", False),
     "steps": ("stmts", True), "wait_for": ("strs", False), "atomic": ("bool", False)}
-SECTIONS = ("warehouses", "loads", "dms_followups")
+SECTIONS = ("warehouses", "loads", "dms_followups", "unloads", "copies", "archives")
 
 
 
@@ -155,10 +156,31 @@ class Checker:
         warehouses = self.warehouses(data.get("warehouses", {}))
         loads = self.loads(data.get("loads", []), warehouses)
         followups = self.followups(data.get("dms_followups", []), warehouses, loads)
+        moves = {section: self.moves(section, data.get(section, []), warehouses, check)
+                 for section, check in (("unloads", check_unload), ("copies", check_copy),
+                                        ("archives", check_archive))}
         self.cross_checks(warehouses, loads)
         if self.problems:
             raise CatalogError(self.problems)
-        return Catalog(self.source, MappingProxyType(dict(warehouses)), tuple(loads), tuple(followups))
+        return Catalog(self.source, MappingProxyType(dict(warehouses)), tuple(loads), tuple(followups),
+                       unloads=tuple(moves["unloads"]), copies=tuple(moves["copies"]),
+                       archives=tuple(moves["archives"]))
+
+    def moves(self, section: str, raw: Any, warehouses: Mapping[str, Warehouse], check: Any) -> list[Any]:
+        """[[unloads]], [[copies]] or [[archives]]: names share the loads' namespace."""
+        out = []
+        for i, table in self.table_list(section, raw):
+            sec, name = self.named(section, i, table)
+            if name is not None and not NAME_RE.match(name):
+                self.add(sec, name, "name", "must use only a-z, 0-9, _ and -")
+            if name is not None and name in self.seen:
+                self.add(sec, name, "name", "duplicate name (all names in the catalog share one namespace)")
+            if name is not None:
+                self.seen.add(name)
+            spec = check(self, sec, name, table, warehouses)
+            if spec is not None:
+                out.append(spec)
+        return out
 
     def table_list(self, section: str, raw: Any) -> list[tuple[int, dict[str, Any]]]:
         if not isinstance(raw, list) or not all(isinstance(x, dict) for x in raw):

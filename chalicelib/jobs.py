@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -22,12 +24,21 @@ class JobStatus(str, Enum):
 class JobKind(str, Enum):
     LOAD = "LOAD"
     FOLLOWUP = "FOLLOWUP"
+    UNLOAD = "UNLOAD"            # a query or table to an S3 prefix
+    ARCHIVE = "ARCHIVE"          # UNLOAD rows older than a cutoff, then DELETE exactly those
+    TABLE_COPY = "TABLE_COPY"    # one table from a source warehouse to a target (UNLOAD, then COPY)
+    COPY_RUN = "COPY_RUN"        # a copy of tables / schemas: fans out TABLE_COPY jobs, then views
 
 
-# QUEUED again from SUBMITTED/RUNNING is a retry (or a follow-up chain's next
-# step); from FAILED/CANCELLED it is a retry someone asked for.
+# Kinds whose work is described by `params` and moves data out of or between warehouses.
+MOVE_KINDS = frozenset({JobKind.UNLOAD, JobKind.ARCHIVE, JobKind.TABLE_COPY, JobKind.COPY_RUN})
+
+
+# QUEUED again from SUBMITTED/RUNNING is a retry (or a chain's next step); from
+# FAILED/CANCELLED it is a retry someone asked for. QUEUED -> RUNNING without a
+# statement is a copy run supervising its table jobs.
 ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.QUEUED: frozenset({JobStatus.SUBMITTED, JobStatus.FAILED, JobStatus.CANCELLED}),
+    JobStatus.QUEUED: frozenset({JobStatus.SUBMITTED, JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELLED}),
     JobStatus.SUBMITTED: frozenset({JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.QUEUED,
                                     JobStatus.CANCELLED}),
     JobStatus.RUNNING: frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.QUEUED, JobStatus.CANCELLED}),
@@ -88,7 +99,10 @@ class Job:
     error: str | None
     load_errors: tuple[LoadError, ...] = ()
     steps: tuple[str, ...] = ()
-    step: int = 0          # next step of a chained follow-up
+    step: int = 0          # next step of a chained follow-up or of a multi-step move
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False)   # what a move job does (fixed when it is created)
+    results: Mapping[str, Any] = field(default_factory=dict, hash=False)  # what its finished steps found (row counts, files)
+    parent: str | None = None  # the copy run a TABLE_COPY job belongs to
 
     def transition(self, status: JobStatus, now: float, **changes: Any) -> Job:
         if status not in ALLOWED[self.status] and status is not self.status:
@@ -106,7 +120,12 @@ class Job:
             "load_errors": [dataclasses.asdict(e) for e in self.load_errors],
             "steps": list(self.steps),
         }
-        for name in ("statement_id", "rows", "error"):
+        # JSON text: DynamoDB rejects floats, and these maps are read whole, never queried.
+        if self.params:
+            item["params_json"] = json.dumps(self.params, sort_keys=True)
+        if self.results:
+            item["results_json"] = json.dumps(self.results, sort_keys=True)
+        for name in ("statement_id", "rows", "error", "parent"):
             value = getattr(self, name)
             if value is not None:
                 item[name] = value
@@ -129,6 +148,9 @@ class Job:
             finished_at=_time(item, "finished"), rows=_int(item.get("rows")), error=item.get("error"),
             load_errors=tuple(LoadError(**e) for e in item.get("load_errors", [])),
             steps=tuple(item.get("steps", [])), step=int(item.get("step", 0)),
+            params=json.loads(item["params_json"]) if item.get("params_json") else {},
+            results=json.loads(item["results_json"]) if item.get("results_json") else {},
+            parent=item.get("parent"),
         )
 
     def to_public_dict(self) -> dict[str, Any]:
@@ -143,6 +165,9 @@ class Job:
             "bytes": sum(f.size for f in self.files), "rows": self.rows, "statement_id": self.statement_id,
             "steps": list(self.steps), "error": self.error,
             "load_errors": [dataclasses.asdict(e) for e in self.load_errors],
+            **({"params": dict(self.params)} if self.params else {}),
+            **({"results": dict(self.results)} if self.results else {}),
+            **({"parent": self.parent} if self.parent else {}),
         }
 
 
@@ -195,6 +220,7 @@ __all__ = [
     "Job",
     "JobKind",
     "JobStatus",
+    "MOVE_KINDS",
     "LoadError",
     "is_retryable_error",
     "new_job_id",

@@ -13,7 +13,8 @@ _LOAD_ERROR = {"type": "object", "properties": {
     "value": {"type": "string"}, "reason": {"type": "string"}, "code": {"type": "integer", "nullable": True}}}
 _STATUS = ["QUEUED", "SUBMITTED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
 _JOB = {"type": "object", "required": ["id", "kind", "pipeline", "status", "attempt", "created_at"], "properties": {
-    "id": {"type": "string"}, "kind": {"type": "string", "enum": ["LOAD", "FOLLOWUP"]},
+    "id": {"type": "string"}, "kind": {"type": "string", "enum": [
+        "LOAD", "FOLLOWUP", "UNLOAD", "ARCHIVE", "TABLE_COPY", "COPY_RUN"]},
     "pipeline": {"type": "string"}, "target": {"type": "string"},
     "status": {"type": "string", "enum": _STATUS},
     "attempt": {"type": "integer"}, "max_attempts": {"type": "integer"},
@@ -22,7 +23,27 @@ _JOB = {"type": "object", "required": ["id", "kind", "pipeline", "status", "atte
     "files": {"type": "array", "items": {"type": "string"}}, "file_count": {"type": "integer"},
     "bytes": {"type": "integer"}, "rows": {"type": "integer", "nullable": True},
     "statement_id": {"type": "string", "nullable": True}, "steps": {"type": "array", "items": {"type": "string"}},
-    "error": {"type": "string", "nullable": True}, "load_errors": {"type": "array", "items": _LOAD_ERROR}}}
+    "error": {"type": "string", "nullable": True}, "load_errors": {"type": "array", "items": _LOAD_ERROR},
+    "params": {"type": "object", "description": "what an unload, archive or copy does"},
+    "results": {"type": "object", "description": "what its finished steps found (rows, files, manifest)"},
+    "parent": {"type": "string", "description": "the copy run a table copy belongs to"}}}
+_UNLOAD_OPTIONS = {
+    "format": {"type": "string", "enum": ["csv", "parquet", "json"]}, "header": {"type": "boolean"},
+    "compression": {"type": "string", "enum": ["gzip", "bzip2", "zstd"]},
+    "partition_by": {"type": "array", "items": {"type": "string"}},
+    "max_file_size_mb": {"type": "integer", "minimum": 5, "maximum": 6200}, "manifest": {"type": "boolean"},
+    "kms_key_id": {"type": "string"}, "parallel": {"type": "boolean"},
+    "overwrite": {"type": "boolean", "description": "write into the prefix itself instead of a run folder"}}
+
+
+def _move(kind: str, summary: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """POST /unloads, /copies, /archives: a configured entry by name, or ad hoc fields."""
+    named = {"type": "object", "required": [kind], "additionalProperties": False,
+             "properties": {kind: {"type": "string", "minLength": 1}}}
+    ad_hoc = {"type": "object", "additionalProperties": False, "properties": fields}
+    return {"post": {"summary": summary, "requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"oneOf": [named, ad_hoc]}}}},
+        "responses": {"202": _json({"$ref": "#/components/schemas/Job"}, "the job"), **_errors(400, 404)}}}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -72,6 +93,30 @@ def document() -> dict[str, Any]:
                     "already_loaded": {"type": "array", "items": {"type": "string"}},
                     "skipped": {"type": "array", "items": {"type": "object"}}}}, "accepted"),
                     **_errors(400, 404)}}},
+            "/unloads": _move("unload", "Unload a table (or a configured unload's query) to S3 now", {
+                "warehouse": {"type": "string"}, "table": {"type": "string"}, "bucket": {"type": "string"},
+                "prefix": {"type": "string"}, **_UNLOAD_OPTIONS}),
+            "/copies": _move("copy", "Copy tables or whole schemas between warehouses (one job per table)", {
+                "source": {"type": "string"}, "target": {"type": "string"},
+                "tables": {"type": "array", "items": {"type": "string"}},
+                "schemas": {"type": "array", "items": {"type": "string"}}, "staging_bucket": {"type": "string"},
+                "staging_prefix": {"type": "string"}, "mode": {"type": "string", "enum": ["replace", "append"]},
+                "create_missing": {"type": "boolean"}, "clean_staging": {"type": "boolean"},
+                "verify_counts": {"type": "boolean"}, "allow_new_columns": {"type": "boolean"},
+                "include_views": {"type": "boolean"}, "max_parallel": {"type": "integer", "minimum": 1,
+                                                                       "maximum": 32},
+                "kms_key_id": {"type": "string"}}),
+            "/archives": _move("archive", "UNLOAD rows older than the retention to S3, then DELETE exactly those", {
+                "warehouse": {"type": "string"}, "table": {"type": "string"}, "timestamp_column": {"type": "string"},
+                "retention_days": {"type": "integer", "minimum": 1}, "bucket": {"type": "string"},
+                "prefix": {"type": "string"}, "format": {"type": "string", "enum": ["csv", "parquet", "json"]},
+                "compression": {"type": "string"}, "kms_key_id": {"type": "string"},
+                "max_file_size_mb": {"type": "integer"}}),
+            "/jobs/{job_id}/report": {"get": {
+                "summary": "A copy run's report: every table with its status, rows and reason",
+                "parameters": [_JOB_ID],
+                "responses": {"200": _json({"type": "object", "required": ["run", "tables"]}, "the report"),
+                              **_errors(404, 409)}}},
             "/followups/{name}": {"post": {
                 "summary": "Run a DMS follow-up now",
                 "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
@@ -90,7 +135,7 @@ def document() -> dict[str, Any]:
                     "next_token": {"type": "string", "nullable": True}}}, "a page of jobs"), **_errors(400)}}},
             "/jobs/{job_id}": {"get": {"summary": "One job", "parameters": [_JOB_ID],
                                        "responses": {"200": _json(job_ref, "the job"), **_errors(404)}}},
-            "/jobs/{job_id}/retry": {"post": {"summary": "Run a FAILED or CANCELLED job again", "parameters": [_JOB_ID],
+            "/jobs/{job_id}/retry": {"post": {"summary": "Run a FAILED or CANCELLED job again (a copy run: its failed tables)", "parameters": [_JOB_ID],
                                               "responses": {"202": _json(job_ref, "queued again"), **_errors(404, 409)}}},
             "/jobs/{job_id}/cancel": {"post": {"summary": "Cancel a queued job, or a running job's statement",
                                                "parameters": [_JOB_ID],

@@ -135,6 +135,9 @@ class Catalog:
     warehouses: Mapping[str, Warehouse]
     loads: tuple[LoadPipeline, ...]
     dms_followups: tuple[DmsFollowup, ...]
+    unloads: tuple[Any, ...] = ()     # movespecs.UnloadSpec (that module builds on this one)
+    copies: tuple[Any, ...] = ()      # movespecs.CopySpec
+    archives: tuple[Any, ...] = ()    # movespecs.ArchiveSpec
 
     def match(self, bucket: str, key: str) -> Match:
         """The pipeline a new object belongs to, or why none does."""
@@ -177,6 +180,20 @@ class Catalog:
                 return f
         return None
 
+    def move(self, section: str, name: str) -> Any:
+        """An [[unloads]], [[copies]] or [[archives]] entry by name."""
+        for spec in getattr(self, section):
+            if spec.name == name:
+                return spec
+        raise KeyError(f"no {section[:-1]} named '{name}' in {self.source} "
+                       f"({section}: {', '.join(s.name for s in getattr(self, section)) or 'none'})")
+
+    def warehouse(self, name: str) -> Warehouse:
+        try:
+            return self.warehouses[name]
+        except KeyError:
+            raise KeyError(f"unknown warehouse '{name}' (defined: {', '.join(self.warehouses)})") from None
+
     def warehouse_for(self, item: LoadPipeline | DmsFollowup) -> Warehouse:
         try:
             return self.warehouses[item.warehouse]
@@ -206,7 +223,29 @@ class Catalog:
                 "loads": [load(p) for p in self.loads],
                 "dms_followups": [{"name": f.name, "warehouse": f.warehouse, "task": f.task,
                                    "stop_reasons": list(f.stop_reasons), "steps": list(f.steps),
-                                   "wait_for": list(f.wait_for), "atomic": f.atomic} for f in self.dms_followups]}
+                                   "wait_for": list(f.wait_for), "atomic": f.atomic} for f in self.dms_followups],
+                "unloads": [_move_public(u) for u in self.unloads],
+                "copies": [_move_public(c) for c in self.copies],
+                "archives": [_move_public(a) for a in self.archives]}
+
+
+def _move_public(spec: Any) -> dict[str, Any]:
+    """An unload, copy or archive for GET /pipelines: its fields as plain JSON values."""
+    import dataclasses
+
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(spec):
+        value = getattr(spec, f.name)
+        if isinstance(value, TableName):
+            value = value.qualified
+        elif isinstance(value, tuple):
+            value = [v.qualified if isinstance(v, TableName) else v for v in value]
+        elif f.name == "schedule":
+            value = value.text if value else None
+        elif f.name == "options":
+            value = value.to_params()
+        out[f.name] = value
+    return out
 
 
 # ------------------------------------------------------------------ loading
@@ -245,6 +284,17 @@ def _summary(c: Catalog) -> list[str]:
     for f in c.dms_followups:
         lines.append(f"followup {f.name}: task {f.task} ({', '.join(f.stop_reasons)}) -> {len(f.steps)} step(s) "
                      f"on {f.warehouse}" + (f" after {', '.join(f.wait_for)}" if f.wait_for else ""))
+    for u in c.unloads:
+        lines.append(f"unload {u.name}: {u.warehouse} {u.source_text()} -> s3://{u.bucket}/{u.prefix} "
+                     f"({u.options.format})" + (f" on {u.schedule.text}" if u.schedule else ""))
+    for cp in c.copies:
+        what = ", ".join([t.qualified for t in cp.tables] + [f"schema {s}" for s in cp.schemas])
+        lines.append(f"copy {cp.name}: {cp.source} -> {cp.target}: {what} ({cp.mode}, {cp.max_parallel} at once)"
+                     + (f" on {cp.schedule.text}" if cp.schedule else ""))
+    for a in c.archives:
+        lines.append(f"archive {a.name}: {a.warehouse}:{a.table.qualified} rows older than {a.retention_days} days "
+                     f"by {a.timestamp_column} -> s3://{a.bucket}/{a.prefix}"
+                     + (f" on {a.schedule.text}" if a.schedule else ""))
     return lines
 
 

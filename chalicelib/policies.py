@@ -38,14 +38,18 @@ SENDS = {"router": ("landing", "jobs", "landing-dlq"),  # flush timers, sealed j
          "dms": ("jobs",), "api_handler": ("landing", "jobs")}
 RELEASES_JOBS = ("worker", "completion", "sweeper")  # ChangeMessageVisibility on held job messages
 # Data API actions checked against the warehouse, by function, with the warehouses they reach:
-# "loads" = warehouses of [[loads]], "followups" = of [[dms_followups]], "all" = every warehouse.
+# "loads" = warehouses of [[loads]], "followups" = of [[dms_followups]], "moves" = of [[unloads]],
+# [[archives]] and both sides of [[copies]], "all" = every warehouse.
 SQL_ACTIONS: dict[str, dict[str, tuple[str, ...]]] = {
-    "worker": {"BatchExecuteStatement": ("loads", "followups"), "DescribeTable": ("loads",),
-               "ExecuteStatement": ("loads",)},                # plan, submit, load-error lookup
-    "completion": {"ExecuteStatement": ("loads",)},
-    "sweeper": {"ExecuteStatement": ("loads",)},
-    "api_handler": {"ListDatabases": ("all",)},                # /health pings each warehouse
+    "worker": {"BatchExecuteStatement": ("loads", "followups", "moves"), "DescribeTable": ("loads", "moves"),
+               "ExecuteStatement": ("loads", "followups", "moves")},  # plan, submit, load errors, SHOW TABLE
+    "completion": {"ExecuteStatement": ("loads", "moves")},   # load errors; a copy run lists its tables
+    "sweeper": {"ExecuteStatement": ("loads", "moves")},
+    "api_handler": {"ListDatabases": ("all",), "DescribeTable": ("all",)},  # /health; ad hoc unloads check the table
 }
+# S3 under the prefixes of unloads, archives and copies' staging: read manifests (worker, completion, sweeper
+# finish steps), write a copy run's object list and report, delete its staging files when a table is in.
+MOVE_S3 = ("worker", "completion", "sweeper")
 # Statement-id actions: IAM accepts only "*" for them (no statement ARN exists).
 _FOLLOW = ("DescribeStatement", "GetStatementResult")
 STATEMENT_ACTIONS = {"worker": _FOLLOW, "completion": _FOLLOW, "sweeper": _FOLLOW, "api_handler": ("CancelStatement",)}
@@ -110,6 +114,8 @@ def _warehouses(catalog: Catalog, scopes: Iterable[str]) -> list[Warehouse]:
     for scope in scopes:
         names |= {"loads": {p.warehouse for p in catalog.loads},
                   "followups": {f.warehouse for f in catalog.dms_followups},
+                  "moves": {u.warehouse for u in (*catalog.unloads, *catalog.archives)}
+                  | {w for c in catalog.copies for w in (c.source, c.target)},
                   "all": set(catalog.warehouses)}[scope]
     return [catalog.warehouses[n] for n in sorted(names)]
 
@@ -175,11 +181,27 @@ def function_policy(function: str, settings: Settings, catalog: Catalog, *, xray
             # ListBucket unconditioned: without it a missing key's HEAD is 403, not the 404 we report.
             out.append(_stmt(f"ListBucket{tag}", ["s3:ListBucket"], [f"arn:aws:s3:::{bucket}"]))
             out.append(_stmt(f"ReadObjects{tag}", ["s3:GetObject"], [f"arn:aws:s3:::{bucket}/{p}*" for p in prefixes]))
+    if function in MOVE_S3:
+        out += move_bucket_statements(catalog)
     if function == "dms":  # why a task stopped, when the event is ambiguous
         out.append(_stmt("DescribeDmsTasks", ["dms:DescribeReplicationTasks"], ["*"]))
     if xray:
         out.append(_stmt("Tracing", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"]))
     return {"Version": "2012-10-17", "Statement": out}
+
+
+def move_bucket_statements(catalog: Catalog) -> list[Policy]:
+    reads = sorted({(u.bucket, u.prefix) for u in (*catalog.unloads, *catalog.archives)})
+    staging = sorted({(c.staging_bucket, c.staging_prefix) for c in catalog.copies})
+    out = []
+    if reads or staging:
+        out.append(_stmt("ReadMoveManifests", ["s3:GetObject"],
+                         [f"arn:aws:s3:::{b}/{p}*" for b, p in (*reads, *staging)]))
+    if staging:
+        out.append(_stmt("CopyStaging", ["s3:PutObject", "s3:DeleteObject"],
+                         [f"arn:aws:s3:::{b}/{p}*" for b, p in staging]))
+        out.append(_stmt("ListCopyStaging", ["s3:ListBucket"], sorted({f"arn:aws:s3:::{b}" for b, _ in staging})))
+    return out
 
 
 def policy_file(stage: str, function: str) -> str:

@@ -160,6 +160,12 @@ class StoragePort(Protocol):
 
     def list(self, bucket: str, prefix: str) -> Iterable[FileRef]: ...
 
+    def get_text(self, bucket: str, key: str) -> str | None:
+        """A small object's text (a manifest, a report); None if there is no such object."""
+
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object under `prefix`; returns how many."""
+
 
 class NotifierPort(Protocol):
     def job_finished(self, job: Job) -> None: ...

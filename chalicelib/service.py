@@ -14,10 +14,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any, Protocol
 
 from chalicelib import logs, tracing
 from chalicelib.events import FileEvent, StatementEvent
-from chalicelib.jobs import FileRef, Job, JobKind, JobStatus, LoadError, is_retryable_error, new_job_id
+from chalicelib.jobs import MOVE_KINDS, FileRef, Job, JobKind, JobStatus, LoadError, is_retryable_error, new_job_id
 from chalicelib.outcomes import first_error, is_transient, load_error_from_row, requeue_delay
 from chalicelib.pipelines import Catalog, LoadPipeline, Warehouse
 from chalicelib.planner import build_load_plan
@@ -34,6 +35,39 @@ SEAL_ATTEMPTS = 30
 
 class PoisonMessage(ValueError):
     """A message that can never be processed; it goes to the dead-letter queue with this reason."""
+
+
+class JobFailure(Exception):
+    """A job that cannot run as asked (say, the target's columns differ); its text is the job's error."""
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What a finished step of a multi-step job means: the next step, success, or a failed check."""
+
+    next_step: int | None = None
+    results: dict[str, Any] = field(default_factory=dict)   # merged into the job's results
+    rows: int | None = None
+    error: str | None = None
+
+
+class StepRunner(Protocol):
+    """Plans and judges the steps of one job kind (unloads, archives, table copies, copy runs)."""
+
+    def plan(self, job: Job) -> tuple[Warehouse, list[str]]: ...
+
+    def step_done(self, job: Job, info: StatementInfo) -> StepOutcome: ...
+
+    def explain(self, job: Job, info: StatementInfo, error: str) -> str: ...
+
+    def finished(self, job: Job) -> None: ...
+
+    def supervises(self, job: Job) -> bool:
+        """True while the job has no statement of its own (a copy run waiting on its tables)."""
+
+    def supervise(self, job: Job) -> None: ...
+
+    def retry(self, job: Job) -> Job: ...
 
 
 class Disposition(Enum):
@@ -77,6 +111,9 @@ class Service:
         self.clock = clock or Clock()
         self._logged_unmatched: set[str] = set()
         self._columns: dict[tuple[str, str], list[str]] = {}
+        self.runners: dict[JobKind, StepRunner] = {}       # move kinds (chalicelib/moves.py registers them)
+        self.sweep_hooks: list[Any] = []                   # called with `now` on every sweep (schedules)
+        self.moves: Any = None                             # chalicelib.moves.Moves, once registered
 
     # ---------------------------------------------------------------- landing
     def files_landed(self, events: Sequence[FileEvent], *, force: bool = False) -> LandingReport:
@@ -182,6 +219,10 @@ class Service:
             job = self.ledger.get_job(job_id) or job  # the completion handler may have finished it meanwhile
             if job.status in TERMINAL:
                 return WorkerResult(Disposition.DONE)
+            runner = self.runners.get(job.kind)
+            if runner is not None and runner.supervises(job):
+                runner.supervise(job)  # it moves on when its table jobs finish; nothing to hold
+                return WorkerResult(Disposition.DONE)
             if job.status is JobStatus.QUEUED:
                 if self._waiting_for_loads(job):
                     return WorkerResult(Disposition.KEEP, self._poll_delay(receive_count))
@@ -208,7 +249,8 @@ class Service:
     @staticmethod
     def _run_label(job: Job) -> str:
         """Which run of a job a statement belongs to: the attempt (and a chain's step)."""
-        return f"{job.attempt}.{job.step}" if job.kind is JobKind.FOLLOWUP else str(job.attempt)
+        chained = job.kind is JobKind.FOLLOWUP or job.kind in MOVE_KINDS
+        return f"{job.attempt}.{job.step}" if chained else str(job.attempt)
 
     def _waiting_for_loads(self, job: Job) -> bool:
         """A follow-up with `wait_for` runs only once those pipelines have nothing open or running."""
@@ -225,6 +267,9 @@ class Service:
         return False
 
     def _plan(self, job: Job) -> tuple[Warehouse, list[str]]:
+        runner = self.runners.get(job.kind)
+        if runner is not None:
+            return runner.plan(job)
         if job.kind is JobKind.FOLLOWUP:
             followup = self.catalog.followup(job.pipeline)
             steps = [render_call(step) for step in job.steps]
@@ -243,6 +288,9 @@ class Service:
             name = f"{self.settings.statement_prefix}:{job.id}:{run}"
             # Same token on a redelivery: the Data API returns the statement it already started.
             statement_id = self.warehouse.submit(warehouse, sqls, name=name, token=f"{job.id}-{run}")
+        except JobFailure as exc:
+            self._fail_before_submit(job, str(exc))
+            return WorkerResult(Disposition.DONE)
         except Exception as exc:
             if is_transient(exc):
                 raise  # the message comes back after a backoff; the job stays QUEUED
@@ -271,6 +319,7 @@ class Service:
             self.ledger.mark_files(failed.files, JobStatus.FAILED.value, failed.id)
             logs.error("job_failed_before_submit", error=error)
             self.notifier.job_finished(failed)
+            self._after_terminal(failed)
 
     def _table_columns(self, pipeline: LoadPipeline) -> list[str]:
         if pipeline.columns:
@@ -318,6 +367,8 @@ class Service:
             self.queue.enqueue_job(job.id, group=job.target, dedup_id=f"{job.id}-{job.attempt}-s{slot}")
             report.requeued.append(job.id)
             logs.info("job_requeued_by_sweeper")
+        elif job.status in IN_FLIGHT and job.kind in self.runners and self.runners[job.kind].supervises(job):
+            self.runners[job.kind].supervise(job)  # a copy run whose table jobs' hooks were missed
         elif job.status in IN_FLIGHT and job.statement_id:
             try:
                 info = self.warehouse.describe(job.statement_id)
@@ -342,7 +393,20 @@ class Service:
     def _finish(self, job: Job, info: StatementInfo) -> Job:
         now = self.clock.now()
         exhausted = False
-        if info.status == "FINISHED" and self._next_step(job) is not None:
+        runner = self.runners.get(job.kind)
+        if info.status == "FINISHED" and runner is not None:
+            outcome = runner.step_done(job, info)
+            results = {**job.results, **outcome.results}
+            if outcome.error:
+                new = job.transition(JobStatus.FAILED, now, finished_at=now, error=outcome.error, results=results)
+            elif outcome.next_step is not None:
+                new = job.transition(JobStatus.QUEUED, now, step=outcome.next_step, statement_id=None, error=None,
+                                     results=results)
+                logs.info("job_step_done", step=job.step, next_step=outcome.next_step)
+            else:
+                new = job.transition(JobStatus.SUCCEEDED, now, rows=outcome.rows, finished_at=now, error=None,
+                                     results=results)
+        elif info.status == "FINISHED" and self._next_step(job) is not None:
             new = job.transition(JobStatus.QUEUED, now, step=job.step + 1, statement_id=None, error=None)
             logs.info("followup_step_done", step=job.step + 1, of=len(job.steps))
         elif info.status == "FINISHED":
@@ -352,6 +416,8 @@ class Service:
             new = job.transition(JobStatus.CANCELLED, now, finished_at=now, error="statement was cancelled")
         else:
             error = first_error(info)
+            if runner is not None:
+                error = runner.explain(job, info, error)
             if is_retryable_error(error) and job.attempt < job.max_attempts:
                 new = job.transition(JobStatus.QUEUED, now, attempt=job.attempt + 1, statement_id=None, error=error)
                 logs.warning("job_retry", error=error, attempt=job.attempt, next_attempt=job.attempt + 1)
@@ -380,7 +446,18 @@ class Service:
             logs.info("job_finished", status=new.status.value, rows=new.rows, error=new.error,
                       attempt=new.attempt, duration_s=round(now - (job.submitted_at or now), 3))
             self.notifier.job_finished(new)
+            self._after_terminal(new)
         return new
+
+    def _after_terminal(self, job: Job) -> None:
+        """Let a move kind react to its job ending (clean staging files, start a run's next table)."""
+        runner = self.runners.get(job.kind)
+        if runner is None:
+            return
+        try:
+            runner.finished(job)
+        except Exception as exc:  # the job's own outcome stands; the sweeper retries what this missed
+            logs.error("job_finished_hook_failed", error=f"{type(exc).__name__}: {exc}")
 
     def _requeue_good_files(self, failed: Job) -> Job | None:
         """A bad file fails its whole batch (one COPY). The files the load errors do not name load
@@ -418,7 +495,11 @@ class Service:
         query_ids = info.failed_query_ids()
         if not query_ids or "load" not in (info.error or "").lower():
             return []
-        warehouse = self.catalog.warehouse_for(self.catalog.load(job.pipeline))
+        try:  # a move job's COPY loads into its target warehouse
+            warehouse = (self.catalog.warehouse(job.params["target"]) if job.kind in MOVE_KINDS
+                         else self.catalog.warehouse_for(self.catalog.load(job.pipeline)))
+        except KeyError:
+            return []
         # Serverless has only SYS_LOAD_ERROR_DETAIL; clusters' STL_LOAD_ERRORS also keeps the raw value.
         sql = (render_load_errors_query(query_ids) if warehouse.workgroup
                else render_stl_load_errors_query(query_ids[0]))
@@ -432,10 +513,17 @@ class Service:
     # ------------------------------------------------------- people steering
     def retry(self, job: Job) -> Job:
         """Run a FAILED or CANCELLED job again, with a fresh attempt budget."""
+        runner = self.runners.get(job.kind)
+        if runner is not None:
+            return runner.retry(job)
+        return self.requeue(job)
+
+    def requeue(self, job: Job, **changes: Any) -> Job:
+        """Queue a FAILED or CANCELLED job again (a retry), with `changes` (say, its first step again)."""
         now = self.clock.now()
         retried = job.transition(JobStatus.QUEUED, now, attempt=job.attempt + 1,
                                  max_attempts=job.attempt + self.settings.max_attempts, statement_id=None,
-                                 error=None, load_errors=(), finished_at=None, rows=None)
+                                 error=None, load_errors=(), finished_at=None, rows=None, **changes)
         if not self.ledger.save_job(retried, expected=job.status, expected_attempt=job.attempt):
             raise RuntimeError(f"job '{job.id}' changed while it was being retried; try again")
         self.ledger.mark_files(retried.files, "BATCHED", retried.id)
@@ -487,6 +575,12 @@ class Service:
             if now - batch.opened_at >= pipeline.batch.max_seconds:
                 if self.seal(batch.pipeline, batch.batch_id):
                     report.sealed.append(batch.batch_id)
+        for hook in self.sweep_hooks:
+            try:
+                hook(now)
+            except Exception as exc:
+                report.errors.append(getattr(hook, "__name__", "hook"))
+                logs.error("sweep_hook_failed", error=f"{type(exc).__name__}: {exc}")
         for job in self.ledger.active_jobs():
             if now - job.updated_at < self.settings.sweep_grace_seconds:
                 continue

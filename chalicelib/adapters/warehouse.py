@@ -38,9 +38,13 @@ class DataApiWarehouse:
         return self._api or client("redshift-data")
 
     def submit(self, warehouse: Warehouse, sqls: Sequence[str], *, name: str, token: str) -> str:
-        response = self.api.batch_execute_statement(
-            Sqls=list(sqls), StatementName=name, WithEvent=True, ClientToken=token[:64],
-            **connection_params(warehouse))
+        common = dict(StatementName=name, WithEvent=True, ClientToken=token[:64], **connection_params(warehouse))
+        if len(sqls) == 1:
+            # One statement runs on its own, outside a transaction block: what REFRESH MATERIALIZED VIEW,
+            # CREATE MATERIALIZED VIEW and procedures that COMMIT need.
+            response = self.api.execute_statement(Sql=sqls[0], **common)
+        else:
+            response = self.api.batch_execute_statement(Sqls=list(sqls), **common)
         return str(response["Id"])
 
     def describe(self, statement_id: str) -> StatementInfo:

@@ -150,7 +150,7 @@ class FakeWarehouse:
         subs = []
         for i, text in enumerate(sqls):
             if status == "FINISHED":
-                subs.append(SubStatement(f"{sid}:{i + 1}", "FINISHED", rows=rows if text.startswith("COPY") else 0,
+                subs.append(SubStatement(f"{sid}:{i + 1}", "FINISHED", rows=rows if text.startswith(("COPY", "DELETE")) else 0,
                                          query_id=100 + i, sql=text))
             elif i == failed_index:
                 subs.append(SubStatement(f"{sid}:{i + 1}", "FAILED", error=error, query_id=100 + i, sql=text))
@@ -180,6 +180,7 @@ class FakeWarehouse:
 class FakeStorage:
     objects: dict[tuple[str, str], str] = field(default_factory=dict)
     listing: dict[str, list[FileRef]] = field(default_factory=dict)
+    deleted_prefixes: list[tuple[str, str]] = field(default_factory=list)
 
     def put_text(self, bucket: str, key: str, body: str) -> None:
         self.objects[(bucket, key)] = body
@@ -193,6 +194,16 @@ class FakeStorage:
 
     def list(self, bucket: str, prefix: str) -> list[FileRef]:
         return [f for f in self.listing.get(bucket, []) if f.key.startswith(prefix)]
+
+    def get_text(self, bucket: str, key: str) -> str | None:
+        return self.objects.get((bucket, key))
+
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        doomed = [k for k in self.objects if k[0] == bucket and k[1].startswith(prefix)]
+        for k in doomed:
+            del self.objects[k]
+        self.deleted_prefixes.append((bucket, prefix))
+        return len(doomed)
 
 
 @dataclass

@@ -33,6 +33,7 @@ def job(status: JobStatus = S.QUEUED, **changes: object) -> Job:
 
 ALLOWED = {
     (S.QUEUED, S.SUBMITTED), (S.QUEUED, S.FAILED), (S.QUEUED, S.CANCELLED),
+    (S.QUEUED, S.RUNNING),  # a copy run supervising its table jobs
     (S.SUBMITTED, S.RUNNING), (S.SUBMITTED, S.SUCCEEDED), (S.SUBMITTED, S.FAILED), (S.SUBMITTED, S.QUEUED),
     (S.SUBMITTED, S.CANCELLED),
     (S.RUNNING, S.SUCCEEDED), (S.RUNNING, S.FAILED), (S.RUNNING, S.QUEUED), (S.RUNNING, S.CANCELLED),

@@ -85,12 +85,16 @@ def _sign_in(w: Warehouse) -> set[Grant]:
 def expected(function: str, catalog: Catalog, stage: str, *, xray: bool, topic: str | None = None) -> set[Grant]:
     loads = {catalog.warehouses[p.warehouse] for p in catalog.loads}
     followups = {catalog.warehouses[f.warehouse] for f in catalog.dms_followups}
+    moves = {catalog.warehouses[u.warehouse] for u in (*catalog.unloads, *catalog.archives)} | {
+        catalog.warehouses[w] for c in catalog.copies for w in (c.source, c.target)}
+    every = set(catalog.warehouses.values())
     sql: dict[str, set[Warehouse]] = {
-        "worker": {"redshift-data:BatchExecuteStatement": loads | followups, "redshift-data:ExecuteStatement": loads,
-                   "redshift-data:DescribeTable": loads},
-        "completion": {"redshift-data:ExecuteStatement": loads},
-        "sweeper": {"redshift-data:ExecuteStatement": loads},
-        "api_handler": {"redshift-data:ListDatabases": set(catalog.warehouses.values())},
+        "worker": {"redshift-data:BatchExecuteStatement": loads | followups | moves,
+                   "redshift-data:ExecuteStatement": loads | followups | moves,
+                   "redshift-data:DescribeTable": loads | moves},
+        "completion": {"redshift-data:ExecuteStatement": loads | moves},
+        "sweeper": {"redshift-data:ExecuteStatement": loads | moves},
+        "api_handler": {"redshift-data:ListDatabases": every, "redshift-data:DescribeTable": every},
     }.get(function, {})
     out = set(FIXED[function])
     for action, warehouses in sql.items():
@@ -100,6 +104,13 @@ def expected(function: str, catalog: Catalog, stage: str, *, xray: bool, topic: 
     if function == "api_handler":
         for p in catalog.loads:
             out |= {("s3:ListBucket", f"arn:aws:s3:::{p.bucket}"), ("s3:GetObject", f"arn:aws:s3:::{p.bucket}/{p.prefix}*")}
+    if function in ("worker", "completion", "sweeper"):  # manifests of unloads/archives; copies' staging
+        for u in (*catalog.unloads, *catalog.archives):
+            out.add(("s3:GetObject", f"arn:aws:s3:::{u.bucket}/{u.prefix}*"))
+        for c in catalog.copies:
+            staging = f"arn:aws:s3:::{c.staging_bucket}/{c.staging_prefix}*"
+            out |= {("s3:GetObject", staging), ("s3:PutObject", staging), ("s3:DeleteObject", staging),
+                    ("s3:ListBucket", f"arn:aws:s3:::{c.staging_bucket}")}
     if topic and function in ("worker", "completion", "sweeper", "api_handler"):
         out.add(("sns:Publish", topic))
     if xray:
@@ -155,7 +166,7 @@ def test_no_wildcard_actions_and_star_resources_only_where_aws_requires_them(sta
 
 
 def test_the_manifest_wildcard_is_pinned_to_the_functions_own_account() -> None:
-    [statement] = [s for s in committed("prod", "worker")["Statement"] if "s3:PutObject" in s["Action"]]
+    [statement] = [s for s in committed("prod", "worker")["Statement"] if s["Sid"] == "WriteManifests"]
     assert statement["Condition"] == {"StringEquals": {"s3:ResourceAccount": "${aws:PrincipalAccount}"}}
 
 
