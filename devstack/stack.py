@@ -39,6 +39,7 @@ class StackOptions:
     extra_env: dict[str, str] = field(default_factory=dict)
     log_file: Path | None = None        # the app's JSON log lines go here instead of stdout
     moto_process: bool = False          # run moto in its own process (its own core; for benchmarks)
+    redshift_wire: bool = True          # a Redshift-protocol endpoint for direct warehouses (devstack/direct.py)
 
 
 class Devstack:
@@ -51,6 +52,7 @@ class Devstack:
         self.app: Any = None
         self.api_url: str | None = None
         self._http: Any = None
+        self.direct: Any = None
         self._stopped = False
 
     # ------------------------------------------------------------------ start
@@ -82,6 +84,8 @@ class Devstack:
         self.emulator = RedshiftEmulator(dsn, s3_endpoint=self.moto_url, events_endpoint=self.moto_url,
                                          region=REGION).start()
         os.environ.update(self.environment())
+        if self.options.redshift_wire:
+            self._start_direct_endpoint()  # after the environment: it signs in to moto
         if self.options.log_file:
             self._redirect_logs(self.options.log_file)
         self._load_app()
@@ -111,7 +115,17 @@ class Devstack:
         }
         if self.api_url:
             env["LOADER_API_URL"] = self.api_url
+        if self.direct:
+            env.update(self.direct.environment())
         return env
+
+    def _start_direct_endpoint(self) -> None:
+        from chalicelib.pipelines import load_catalog
+        from devstack.direct import DirectEndpoint
+
+        catalog = load_catalog(self.options.pipelines)
+        self.direct = DirectEndpoint(self.emulator, catalog, self.client).start()
+        os.environ.update(self.direct.environment())
 
     def _load_app(self) -> None:
         from chalicelib import bootstrap
@@ -195,6 +209,7 @@ class Devstack:
         self._stopped = True
         for step in (lambda: self.pump and self.pump.stop(),
                      lambda: self._http and self._http.server.shutdown(),
+                     lambda: self.direct and self.direct.stop(),
                      lambda: self.emulator and self.emulator.stop(),
                      lambda: self.moto and self.moto.stop(),
                      lambda: self.pg and self.pg.stop()):
