@@ -97,7 +97,7 @@ def target_arn(w: Warehouse) -> str:
 
 
 def credential_grants(w: Warehouse) -> list[tuple[str, str]]:
-    """The one way this warehouse signs in to the Data API, as (action, resource) pairs."""
+    """The one way this warehouse signs in (Data API or direct connection alike), as (action, resource) pairs."""
     if w.secret_arn:  # a partial ARN (no random suffix) needs the -?????? wildcard to match
         return [("secretsmanager:GetSecretValue", w.secret_arn), ("secretsmanager:GetSecretValue", w.secret_arn + "-??????")]
     if w.cluster:
@@ -153,8 +153,11 @@ def function_policy(function: str, settings: Settings, catalog: Catalog, *, xray
     for action, scopes in sorted(SQL_ACTIONS.get(function, {}).items()):
         found = _warehouses(catalog, scopes)
         reached.update({w.name: w for w in found})
-        if found:
-            out.append(_stmt(f"Sql{action}", [f"redshift-data:{action}"], [target_arn(w) for w in found]))
+        # A direct warehouse (redshift-connector) is reached over the network, not the Data API: it needs
+        # only its sign-in grant below (and the Lambda in the warehouse's VPC).
+        via_data_api = [w for w in found if w.connection != "direct"]
+        if via_data_api:
+            out.append(_stmt(f"Sql{action}", [f"redshift-data:{action}"], [target_arn(w) for w in via_data_api]))
     if function in STATEMENT_ACTIONS:
         out.append(_stmt("OwnStatements", [f"redshift-data:{a}" for a in STATEMENT_ACTIONS[function]], ["*"]))
     by_action: dict[str, set[str]] = {}

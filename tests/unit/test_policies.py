@@ -97,8 +97,8 @@ def expected(function: str, catalog: Catalog, stage: str, *, xray: bool, topic: 
         "api_handler": {"redshift-data:ListDatabases": every, "redshift-data:DescribeTable": every},
     }.get(function, {})
     out = set(FIXED[function])
-    for action, warehouses in sql.items():
-        out |= {(action, _target(w)) for w in warehouses}
+    for action, warehouses in sql.items():  # a direct warehouse is reached over the network, not the Data API
+        out |= {(action, _target(w)) for w in warehouses if w.connection != "direct"}
     for w in set().union(*sql.values()) if sql else set():
         out |= _sign_in(w)
     if function == "api_handler":
@@ -217,3 +217,53 @@ def test_other_catalogs_and_stage_settings_derive_the_matching_grants(tmp_path: 
     assert not any("spare" in r for _, r in worker)           # only /health reaches an unused warehouse
     assert any("spare" in r for _, r in grants(docs["api_handler"]))
     assert not any(a.startswith(("redshift", "secretsmanager")) for a, _ in grants(docs["router"]) | grants(docs["dms"]))
+
+
+CATALOG_DIRECT = """
+[warehouses.main]
+workgroup = "analytics"
+database = "dev"
+iam_role = "arn:aws:iam::123456789012:role/R"
+
+[warehouses.dw]
+cluster = "dw-cluster"
+database = "dw"
+db_user = "loader"
+connection = "direct"
+host = "dw-cluster.abc123.us-east-1.redshift.amazonaws.com"
+iam_role = "arn:aws:iam::123456789012:role/R"
+
+[[loads]]
+name = "direct"
+warehouse = "dw"
+bucket = "landing"
+prefix = "direct/"
+table = "public.t"
+format = "csv"
+
+[[loads]]
+name = "via-api"
+warehouse = "main"
+bucket = "landing"
+prefix = "api/"
+table = "public.t"
+format = "csv"
+"""
+
+
+def test_a_direct_warehouse_gets_its_sign_in_but_no_data_api_actions(tmp_path: Path) -> None:
+    catalog_path = tmp_path / "pipelines.toml"
+    catalog_path.write_text(CATALOG_DIRECT)
+    config = {"app_name": "redshift-loader", "environment_variables": {"PIPELINES_FILE": str(catalog_path)},
+              "stages": {"qa": {}}}
+    docs = policies.stage_policies(config, "qa", REPO)
+    catalog = load_catalog(catalog_path)
+    for function in FUNCTIONS:
+        assert grants(docs[function]) == expected(function, catalog, "qa", xray=False), function
+    sign_in = {("redshift:GetClusterCredentials", "arn:aws:redshift:*:*:dbuser:dw-cluster/loader"),
+               ("redshift:GetClusterCredentials", "arn:aws:redshift:*:*:dbname:dw-cluster/dw")}
+    for function in ("worker", "completion", "sweeper", "api_handler"):  # submit, load errors, /health and cancel
+        found = grants(docs[function])
+        assert sign_in <= found, function
+        assert not any(a.startswith("redshift-data:") and "dw-cluster" in r for a, r in found), function
+    assert ("redshift-data:BatchExecuteStatement", "arn:aws:redshift-serverless:*:*:workgroup/*") in grants(docs["worker"])
