@@ -82,6 +82,10 @@ class RedshiftWire:
         self._s3: Any = None
 
     def start(self) -> "RedshiftWire":
+        import boto3
+
+        # Made here, once: creating boto3 clients from several connection threads at once is not safe.
+        self._s3 = boto3.client("s3", endpoint_url=self.emulator.engine.s3_endpoint, region_name=self.emulator.region)
         handler = type("Handler", (_Handler,), {"wire": self})
         self._server = _Server((self.host, self.port), handler)
         self.port = self._server.server_address[1]
@@ -113,11 +117,6 @@ class RedshiftWire:
 
     # --- used by connections ----------------------------------------------------
     def s3(self) -> Any:
-        if self._s3 is None:
-            import boto3
-
-            self._s3 = boto3.client("s3", endpoint_url=self.emulator.engine.s3_endpoint,
-                                    region_name=self.emulator.region)
         return self._s3
 
     def register(self, session: WireSession) -> int:

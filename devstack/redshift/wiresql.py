@@ -95,12 +95,12 @@ class WireSession:
         kind = statement_kind(sql)
         prepared = Prepared(sql=sql, kind=kind, param_oids=param_oids)
         if kind not in ("copy", "unload"):
-            parts = split_statements(_rewritten(sql))
+            parts = split_statements(rewrite(sql))
             if len(parts) == 1 and kind != "truncate":
                 prepared.pg_name = f"w{next(self._pg_names)}".encode()
                 pgconn = self.conn.pgconn
-                _check(pgconn.prepare(prepared.pg_name, parts[0].encode(), param_oids or None), self.conn)
-                described = _check(pgconn.describe_prepared(prepared.pg_name), self.conn)
+                _check(pgconn.prepare(prepared.pg_name, parts[0].encode(), param_oids or None))
+                described = _check(pgconn.describe_prepared(prepared.pg_name))
                 prepared.param_oids = [described.param_type(i) for i in range(described.nparams)]
                 prepared.columns = _columns(described)
             else:
@@ -135,7 +135,7 @@ class WireSession:
                 if len(formats) == 1:
                     formats = formats * len(portal.values)
                 result = self.conn.pgconn.exec_prepared(prepared.pg_name, portal.values, formats, 0)
-                return _outcome(_check(result, self.conn), prepared.columns)
+                return _outcome(_check(result), prepared.columns)
             return self._run(prepared)
         finally:
             self._settle()
@@ -155,7 +155,7 @@ class WireSession:
         for text in statements:
             kind = statement_kind(text)
             prepared = Prepared(sql=text, kind=kind, param_oids=[],
-                                parts=[text] if kind in ("copy", "unload") else split_statements(_rewritten(text)))
+                                parts=[text] if kind in ("copy", "unload") else split_statements(rewrite(text)))
             try:
                 outcome = self._run(prepared, with_columns=True)
             finally:
@@ -169,15 +169,15 @@ class WireSession:
         pgconn = self.conn.pgconn
         in_block = pgconn.transaction_status == pq.TransactionStatus.INTRANS
         if prepared.kind == "truncate" and in_block:
-            _check(pgconn.exec_(b"COMMIT"), self.conn)  # Redshift's TRUNCATE commits the open transaction
+            _check(pgconn.exec_(b"COMMIT"))  # Redshift's TRUNCATE commits the open transaction
         outcome = Outcome("", empty=True)
         try:
             for part in prepared.parts:
-                result = _check(pgconn.exec_(part.encode()), self.conn)
+                result = _check(pgconn.exec_(part.encode()))
                 outcome = _outcome(result, _columns(result) if with_columns else [])
         finally:
             if prepared.kind == "truncate" and in_block:
-                _check(pgconn.exec_(b"BEGIN"), self.conn)
+                _check(pgconn.exec_(b"BEGIN"))
         return outcome
 
     def _load(self, kind: str, sql: str) -> Outcome:
@@ -226,11 +226,7 @@ class WireSession:
                 pass  # a leftover prepared statement costs nothing; it goes with the connection
 
 
-def _rewritten(sql: str) -> str:
-    return rewrite(sql)
-
-
-def _check(result: Any, conn: psycopg.Connection[Any]) -> Any:
+def _check(result: Any) -> Any:
     if result.status == pq.ExecStatus.FATAL_ERROR:
         raise error_from_result(result, encoding="utf-8")
     if result.status in (pq.ExecStatus.COPY_IN, pq.ExecStatus.COPY_OUT, pq.ExecStatus.COPY_BOTH):

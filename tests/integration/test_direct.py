@@ -78,6 +78,26 @@ def test_redshift_connector_runs_redshift_sql(connect) -> None:
     assert cur.fetchone()[0] == "eu'west,us"
 
 
+def test_values_of_every_common_type_arrive_as_python_values(connect) -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    cur = connect().cursor()
+    cur.execute("SELECT 1::SMALLINT, 2::INT, 3::BIGINT, 1.5::REAL, 'x'::CHAR(2), 'y'::TEXT, 12.345::DECIMAL(8,3),"
+                " TIMESTAMPTZ '2024-05-06 07:08:09.123456+02', TIME '10:11:12.5', TIMETZ '10:11:12+05:30',"
+                " DATE '1999-12-31', TIMESTAMP '1970-01-01 00:00:00', INTERVAL '1 day 2 hours',"
+                " 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid, NULL::INT, true, 'NaN'::FLOAT8 = 'NaN'::FLOAT8")
+    row = cur.fetchone()
+    assert row[:7] == [1, 2, 3, 1.5, "x ", "y", Decimal("12.345")]
+    assert row[7] == dt.datetime(2024, 5, 6, 5, 8, 9, 123456, tzinfo=dt.timezone.utc)
+    assert row[8] == dt.time(10, 11, 12, 500000)
+    assert row[9] == dt.time(4, 41, 12, tzinfo=dt.timezone.utc)  # the driver turns TIMETZ into UTC
+    assert row[10:12] == [dt.date(1999, 12, 31), dt.datetime(1970, 1, 1)]
+    # Types the endpoint cannot send in binary arrive as their text (reported as VARCHAR), not as an error.
+    assert row[12] == "1 day 02:00:00"
+    assert row[13:] == ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", None, True, True]
+
+
 def test_errors_come_back_as_redshift_errors_and_the_session_recovers(connect) -> None:
     conn = connect()
     cur = conn.cursor()
