@@ -63,6 +63,11 @@ class CopyRuns:
                 self._end(job, error=str(exc))
                 return None
             results.update(tables=tables, round=1, rounds=[list(range(len(tables)))])
+            if job.params.get("create_missing", True):
+                # Before the tables start: two tables creating their schema at once would collide.
+                target = self._warehouse(job.params["target"])
+                for schema in sorted({t.split(".")[0] for t in tables}):
+                    self.service.warehouse.query(target, render_create_schema(schema))
         running = job.transition(JobStatus.RUNNING, self.service.clock.now(), results=results)
         if not self.service.ledger.save_job(running, expected=JobStatus.QUEUED, expected_attempt=job.attempt):
             return None  # someone else started it
@@ -173,7 +178,7 @@ class CopyRuns:
                 batch.clear()
 
         for obj in dependency_order(views + mvs, deps):
-            ddl = _first_value(query(source, render_show_view(*obj)), f"SHOW VIEW {obj[0]}.{obj[1]}")
+            ddl = view_ddl(obj, _first_value(query(source, render_show_view(*obj)), f"SHOW VIEW {obj[0]}.{obj[1]}"))
             if obj in mvs:
                 flush()
                 units.append([f"DROP MATERIALIZED VIEW IF EXISTS {_name(obj)} CASCADE"])
@@ -234,7 +239,7 @@ class CopyRuns:
             child = self.service.ledger.get_job(child_id(job.id, latest.get(index, 1), index))
             entries.append({"table": table, "status": child.status.value if child else "PENDING",
                             "job_id": child.id if child else None, "rows": child.rows if child else None,
-                            "error": child.error if child else None, "round": latest.get(index, 1)})
+                            "error": _reason(child), "round": latest.get(index, 1)})
         count = {s: sum(1 for e in entries if e["status"] == s) for s in ("SUCCEEDED", "FAILED", "CANCELLED")}
         return {"run": job.id, "copy": job.pipeline, "source": job.params.get("source"),
                 "target": job.params.get("target"), "status": job.status.value, "round": results.get("round", 1),
@@ -271,6 +276,25 @@ def dependency_order(objects: list[tuple[str, str]], deps: list[tuple[tuple[str,
             ordered.append(o)
             pending.discard(o)
     return ordered
+
+
+def view_ddl(obj: tuple[str, str], shown: str) -> str:
+    """SHOW VIEW prints a plain view as its SELECT only (late-binding and materialized views as a
+    whole CREATE statement): make it a statement that recreates the view."""
+    text = shown.strip().rstrip(";").strip()
+    if text.upper().startswith("CREATE "):
+        return text
+    return f"CREATE OR REPLACE VIEW {_name(obj)} AS {text}"
+
+
+def _reason(child: Job | None) -> str | None:
+    """A table job's error, with its first bad row (column, value, reason) when a COPY failed on one."""
+    if child is None or child.error is None:
+        return None
+    if not child.load_errors:
+        return child.error
+    e = child.load_errors[0]
+    return f"{child.error} First bad row: line {e.line}, column {e.column}, value {e.value!r}: {e.reason}"
 
 
 def _first_value(rows: list[dict[str, Any]], what: str) -> str:

@@ -463,6 +463,8 @@ class Service:
         """A bad file fails its whole batch (one COPY). The files the load errors do not name load
         again at once as a new job, so one bad file never holds good data back; the bad ones stay
         FAILED with their reason. Not for `replace`: part of a snapshot must not replace a table."""
+        if failed.kind is not JobKind.LOAD:  # a table copy's COPY has no files of its own to split
+            return None
         pipeline = self.catalog.load(failed.pipeline)
         bad = {e.file for e in failed.load_errors}
         good = tuple(f for f in failed.files if f.url not in bad)

@@ -67,7 +67,9 @@ def provision(endpoint: str, settings: Settings, catalog: Catalog, *, visibility
     landing_arn = sqs.get_queue_attributes(QueueUrl=urls[settings.landing_queue],
                                            AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     buckets = sorted({p.bucket for p in catalog.loads})
-    for bucket in [settings.manifest_bucket, *buckets]:
+    # Where unloads, archives and copies' staging write (no notifications: nothing loads from them).
+    outputs = {u.bucket for u in (*catalog.unloads, *catalog.archives)} | {c.staging_bucket for c in catalog.copies}
+    for bucket in sorted({settings.manifest_bucket, *buckets, *outputs}):
         s3.create_bucket(Bucket=bucket)
     for bucket in buckets:
         # One notification per bucket: the router, not S3 filters, decides which pipeline a key belongs to.
