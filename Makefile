@@ -36,6 +36,7 @@ check-catalog: venv
 bench: venv postgres
 	$(PY) bench/copy_throughput.py
 	$(PY) bench/autoload.py
+	$(PY) bench/migrate.py
 
 venv: $(VENV)/.installed
 
