@@ -1,4 +1,4 @@
-"""`python -m devstack up [--pipelines FILE] [--dsn DSN]` or `python -m devstack demo`."""
+"""`python -m devstack up [--pipelines FILE] [--dsn DSN] [--faults SPEC]` or `python -m devstack demo`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+from devstack.faults import FAULTS, FaultPlan, FaultSpecError
 from devstack.stack import Devstack, StackOptions
 
 
@@ -20,8 +21,17 @@ def main(argv: list[str] | None = None) -> int:
         cmd.add_argument("--pipelines", type=Path, default=None, help="pipeline catalog (default: chalicelib/pipelines.toml)")
         cmd.add_argument("--dsn", default=None, help="use this PostgreSQL server instead of starting one")
         cmd.add_argument("--api-port", type=int, default=0, help="port of the HTTP API (default: any free port)")
+        cmd.add_argument("--faults", default=None, metavar="SPEC",
+                         help="inject faults, e.g. dup_s3=0.05,throttle=0.1 or all=0.05 (default: $DEVSTACK_FAULTS); "
+                              "kinds: " + ", ".join(FAULTS))
+        cmd.add_argument("--faults-seed", type=int, default=0, help="seed of the fault plan's random draws")
     args = parser.parse_args(argv)
-    options = StackOptions(dsn=args.dsn, api_port=args.api_port, log_file=Path(".devstack") / "app.log")
+    try:
+        faults = FaultPlan.parse(args.faults, seed=args.faults_seed) if args.faults is not None else FaultPlan.from_env()
+    except FaultSpecError as exc:
+        parser.error(str(exc))
+    options = StackOptions(dsn=args.dsn, api_port=args.api_port, log_file=Path(".devstack") / "app.log",
+                           faults=faults)
     if args.pipelines:
         options.pipelines = args.pipelines.resolve()
     if args.command == "demo":
@@ -41,6 +51,8 @@ def _up(options: StackOptions) -> int:
         print(summary(stack), flush=True)
         stopping.wait()
     finally:
+        if stack.faults.rates:
+            print(f"devstack: faults injected {stack.faults.injected()}", file=sys.stderr)
         print("devstack: stopping and cleaning up", file=sys.stderr)
         stack.stop()
     return 0
@@ -57,6 +69,7 @@ def summary(stack: Devstack) -> str:
         f"  HTTP API                            {stack.api_url}",
         f"  pipelines                           {stack.options.pipelines.name}: "
         + ", ".join(f"{p.name} → {p.table.qualified} (s3://{p.bucket}/{p.prefix})" for p in catalog.loads),
+        f"  injected faults                     {stack.faults.describe()}",
         "  environment for your shell:         source .devstack/env",
         f"  the Lambdas' JSON logs               {stack.options.log_file}",
         "  Ctrl-C stops everything and removes its files.",

@@ -6,6 +6,10 @@ handler reports in `batchItemFailures` stays on the queue (no visibility
 change, as Lambda does), the rest is deleted; a raised exception fails the
 whole batch. EventBridge sources get a rule on the local bus targeting a
 devstack queue (moto cannot invoke Lambdas); schedules fire on a timer.
+
+With a `FaultPlan` the pump also misdelivers (dup_s3, dup_sqs, dup_event, reorder) and
+lets the app's clients kill invocations (`LambdaDied`, see devstack/clientfaults.py): a
+dead invocation's messages stay as received, like a crashed Lambda's.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+
+from devstack.faults import FaultPlan, LambdaDied, lambda_invocation
 
 ACCOUNT = "123456789012"
 
@@ -46,22 +52,29 @@ class LambdaContext:
 
 
 FIFO_IDLE_SECONDS = 0.2  # pause between short polls of an empty (or all-locked) FIFO queue
+REORDER_SECONDS = (1, 4)  # a held-back delivery comes back this much later
+DUPLICATE_DELAY_SECONDS = (0, 3)
 
 
 @dataclass
 class PumpStats:
     invocations: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    deaths: dict[str, int] = field(default_factory=dict)  # invocations killed by an injected LambdaDied
 
     def count(self, name: str, failed: bool = False) -> None:
         bucket = self.errors if failed else self.invocations
         bucket[name] = bucket.get(name, 0) + 1
 
+    def died(self, name: str) -> None:
+        self.deaths[name] = self.deaths.get(name, 0) + 1
+
 
 class Pump:
     def __init__(self, app: Any, *, endpoint: str, region: str = "us-east-1", schedule_seconds: float = 2.0,
                  concurrency: dict[str, int] | None = None, on_error: Callable[[str, BaseException], None] | None = None,
-                 event_filter: Callable[[str, dict[str, Any]], bool] | None = None) -> None:
+                 event_filter: Callable[[str, dict[str, Any]], bool] | None = None,
+                 faults: FaultPlan | None = None) -> None:
         self.app = app
         self.endpoint = endpoint
         self.region = region
@@ -69,6 +82,10 @@ class Pump:
         self.concurrency = concurrency or {}
         self.on_error = on_error
         self.event_filter = event_filter  # fault injection: return False to drop a delivery
+        self.faults = faults or FaultPlan()
+        from devstack.clientfaults import ClientFaults
+
+        self.client_faults = ClientFaults(self.faults)
         self.stats = PumpStats()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -124,6 +141,8 @@ class Pump:
                 time.sleep(0.1)
                 continue
             messages = self._receive(url, batch_size, window_seconds)
+            if messages and self.faults.active:
+                messages = self._misdeliver_sqs(url, messages)
             if not messages:
                 continue
             records = [_sqs_record(m, arn, self.region) for m in messages]
@@ -167,11 +186,47 @@ class Pump:
         with self._lock:
             return self._fifo_receive.setdefault(url, threading.Lock())
 
+    def _misdeliver_sqs(self, url: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Injected delivery faults: copies sent again (a second delivery) and messages held back."""
+        fifo = url.endswith(".fifo")
+        deliver = []
+        for message in messages:
+            body = message["Body"]
+            is_s3 = '"s3"' in body and '"Records"' in body
+            if self.faults.should("dup_s3" if is_s3 else "dup_sqs"):
+                extra: dict[str, Any] = {}
+                if fifo:
+                    attributes = message.get("Attributes", {})
+                    extra = {"MessageGroupId": attributes.get("MessageGroupId", "devstack"),
+                             "MessageDeduplicationId": str(uuid.uuid4())}
+                else:
+                    extra = {"DelaySeconds": int(self.faults.uniform(*DUPLICATE_DELAY_SECONDS))}
+                self._sqs.send_message(QueueUrl=url, MessageBody=body, **extra)
+            if not fifo and self.faults.should("reorder"):  # FIFO order is the queue's promise; keep it
+                self._sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
+                                                    VisibilityTimeout=int(self.faults.uniform(*REORDER_SECONDS)))
+                continue
+            deliver.append(message)
+        if not fifo and len(deliver) > 1 and self.faults.rate("reorder"):
+            deliver.sort(key=lambda _: self.faults.uniform(0, 1))
+        return deliver
+
+    def _call(self, name: str, handler: Callable[..., Any], event: dict[str, Any]) -> Any:
+        """One invocation, marked as this function's (the client fault hooks ask which Lambda runs)."""
+        if self.faults.active:
+            self.client_faults.ensure_hooked()
+        with lambda_invocation(name):
+            return handler(event, LambdaContext(name))
+
     def _invoke_sqs(self, name: str, handler: Callable[..., Any], records: list[dict[str, Any]]) -> set[str]:
         """Returns the message ids that failed (all of them if the handler raised or answered badly)."""
         every = {r["messageId"] for r in records}
         try:
-            result = handler({"Records": records}, LambdaContext(name))
+            result = self._call(name, handler, {"Records": records})
+        except LambdaDied:
+            # A crashed Lambda changes no visibility: its messages come back after the queue's timeout.
+            self.stats.died(name)
+            return every
         except Exception as exc:
             self._failed(name, exc)
             return every
@@ -216,17 +271,33 @@ class Pump:
                 if self.event_filter and not self.event_filter(name, event):
                     self._sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
                     continue
+                if self.faults.active and self._misdeliver_event(url, message):
+                    continue
                 receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
                 try:
-                    handler(event, LambdaContext(name))
+                    self._call(name, handler, event)
                     self.stats.count(name)
-                except Exception as exc:
-                    self._failed(name, exc)
+                except (Exception, LambdaDied) as exc:
+                    if isinstance(exc, LambdaDied):
+                        self.stats.died(name)
+                    else:
+                        self._failed(name, exc)
                     if receives < 3:  # async invoke: Lambda retries twice, then drops (or DLQs) the event
                         self._sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
                                                             VisibilityTimeout=1)
                         continue
                 self._sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _misdeliver_event(self, url: str, message: dict[str, Any]) -> bool:
+        """Injected EventBridge faults; True when the event is held back for later."""
+        if self.faults.should("dup_event"):
+            self._sqs.send_message(QueueUrl=url, MessageBody=message["Body"],
+                                   DelaySeconds=int(self.faults.uniform(*DUPLICATE_DELAY_SECONDS)))
+        if self.faults.should("reorder"):
+            self._sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
+                                                VisibilityTimeout=int(self.faults.uniform(*REORDER_SECONDS)))
+            return True
+        return False
 
     # ------------------------------------------------------------ schedules
     def _tick(self, name: str, handler: Callable[..., Any]) -> None:
@@ -242,8 +313,10 @@ class Pump:
                  "region": self.region, "resources": [f"arn:aws:events:{self.region}:{ACCOUNT}:rule/{name}"],
                  "detail": {}}
         try:
-            handler(event, LambdaContext(name))
+            self._call(name, handler, event)
             self.stats.count(name)
+        except LambdaDied:
+            self.stats.died(name)
         except Exception as exc:
             self._failed(name, exc)
 

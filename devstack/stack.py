@@ -20,6 +20,8 @@ from typing import Any
 
 import boto3
 
+from devstack.faults import FaultPlan
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 
@@ -40,6 +42,7 @@ class StackOptions:
     log_file: Path | None = None        # the app's JSON log lines go here instead of stdout
     moto_process: bool = False          # run moto in its own process (its own core; for benchmarks)
     redshift_wire: bool = True          # a Redshift-protocol endpoint for direct warehouses (devstack/direct.py)
+    faults: FaultPlan | None = None     # injected faults (devstack/faults.py); None: $DEVSTACK_FAULTS or none
 
 
 class Devstack:
@@ -54,6 +57,7 @@ class Devstack:
         self._http: Any = None
         self.direct: Any = None
         self._stopped = False
+        self.faults = self.options.faults or FaultPlan.from_env()  # one plan for the run; switch it with .enabled
 
     # ------------------------------------------------------------------ start
     def start(self) -> "Devstack":
@@ -83,6 +87,7 @@ class Devstack:
             self.moto_url = f"http://{host}:{port}"
         self.emulator = RedshiftEmulator(dsn, s3_endpoint=self.moto_url, events_endpoint=self.moto_url,
                                          region=REGION).start()
+        self.emulator.use_fault_plan(self.faults)
         os.environ.update(self.environment())
         if self.options.redshift_wire:
             self._start_direct_endpoint()  # after the environment: it signs in to moto
@@ -141,7 +146,8 @@ class Devstack:
         module = sys.modules.get("app")
         self.app = (importlib.reload(module) if module else importlib.import_module("app")).app
         self.pump = Pump(self.app, endpoint=self.moto_url, region=REGION,
-                         schedule_seconds=self.options.schedule_seconds, concurrency=self.options.concurrency).start()
+                         schedule_seconds=self.options.schedule_seconds, concurrency=self.options.concurrency,
+                         faults=self.faults).start()
 
     def _redirect_logs(self, path: Path) -> None:
         from chalicelib import logs  # noqa: F401  (configures the logger)

@@ -32,6 +32,8 @@ from psycopg import sql as pgsql
 
 from devstack.redshift.contracts import ExecContext, RedshiftError, StatementOutcome
 from devstack.redshift.ddlhook import ddl_hook
+from devstack.redshift.events import FaultSource
+from devstack.redshift.injected import BackendKiller, serializable_violation
 from devstack.redshift.models import RESULT_RETENTION_SECONDS, TERMINAL, ApiError, Request, Statement, SubStatement
 from devstack.redshift.params import referenced_names, to_literals, to_pyformat
 from devstack.redshift.pgstream import stream_statement
@@ -76,6 +78,7 @@ class Engine:
         self._pids = itertools.count(FIRST_PID)
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="redshift-data")
         self._s3: Any = None
+        self.faults: FaultSource | None = None  # injected warehouse faults (serializable, pg_restart)
 
     # --- submit / lookup -----------------------------------------------------
 
@@ -202,6 +205,7 @@ class Engine:
         if own_txn:
             conn.execute("BEGIN")
         current: SubStatement | None = None
+        doomed = self._doomed_sub(st)
         try:
             for sub in st.subs:
                 if st.cancel_requested:
@@ -210,6 +214,8 @@ class Engine:
                 with self._lock:
                     sub.query_id, sub.started = next(self._query_ids), time.monotonic()
                     self._set_sub(sub, "STARTED")
+                if sub is doomed:
+                    raise serializable_violation(100_000 + st.seq, (sub.query_id - 1, sub.query_id), pid)
                 self._run_sub(st, sub, conn, pid, dbname, own_txn)
                 with self._lock:
                     sub.duration_ns = int((time.monotonic() - sub.started) * 1e9)
@@ -225,7 +231,7 @@ class Engine:
                                                              pq.TransactionStatus.INERROR):
                 conn.execute("ROLLBACK")
             with self._lock:
-                message = None if cancelled else _error_text(exc)
+                message = None if cancelled else _error_text(exc) if not conn.closed else _lost_connection_text(exc)
                 if current is not None:
                     current.duration_ns = int((time.monotonic() - current.started) * 1e9)
                     current.error = message
@@ -237,6 +243,14 @@ class Engine:
             return
         with self._lock:
             self._finish(st, "FINISHED", None)
+
+    def _doomed_sub(self, st: Statement) -> SubStatement | None:
+        """The sub-statement of a transaction batch an injected 1023 error hits, if any."""
+        if not st.is_batch or st.request.execution_mode != "TRANSACTION" or self.faults is None:
+            return None
+        if not self.faults.should("serializable"):
+            return None
+        return st.subs[self.faults.randrange(len(st.subs))]
 
     def _run_sub(self, st: Statement, sub: SubStatement, conn: psycopg.Connection[Any], pid: int,
                  dbname: str, own_txn: bool) -> None:
@@ -297,10 +311,18 @@ class Engine:
         own = conn.info.transaction_status == pq.TransactionStatus.IDLE
         if own:
             conn.execute("BEGIN")
+        killer = None
+        if kind == "copy" and self.faults is not None and self.faults.should("pg_restart"):
+            killer = BackendKiller(ctx.side_connection, conn.info.backend_pid)
         try:
             outcome = handler(ctx, text)
+            if killer is not None:
+                killer.finish()  # the COPY outran it: the backend dies before COMMIT instead
         except BaseException:
-            if own and conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            if killer is not None:
+                killer.finish()
+            # On a lost connection a ROLLBACK would only replace the real error with "connection is lost".
+            if own and not conn.broken and conn.info.transaction_status != pq.TransactionStatus.IDLE:
                 conn.execute("ROLLBACK")
             raise
         if own:
@@ -388,6 +410,15 @@ class Engine:
     def shutdown(self) -> None:
         self.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _lost_connection_text(exc: BaseException) -> str:
+    """The backend went away (terminated, server restarted): say so, not "the connection is closed",
+    which is only what the next use of the dead connection reported."""
+    if isinstance(exc, psycopg.errors.AdminShutdown):
+        return _error_text(exc)
+    return ("ERROR: server closed the connection unexpectedly. This probably means the server terminated "
+            "abnormally before or while processing the request.")
 
 
 def _error_text(exc: BaseException) -> str:

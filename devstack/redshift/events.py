@@ -4,7 +4,8 @@ Events are built like the real "Redshift Data Statement Status Change" event
 and delivered off the worker threads (a slow EventBridge must not delay
 statements). EventBridge delivery is best effort in AWS too, so an
 `event_filter` hook may drop or delay events to let tests prove that callers
-sweep for lost ones.
+sweep for lost ones. A `FaultSource` (devstack's FaultPlan) may also lose or delay
+events (lose_event, delay_event) and answer calls with throttle / server_error faults.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from devstack.redshift.sessions import ACCOUNT_ID
 
@@ -31,6 +32,17 @@ Listener = Callable[[dict[str, Any]], None]
 # Called with the full event (detail included). Return None/True to deliver now,
 # False to drop it, or a number of seconds to deliver it that much later.
 EventFilter = Callable[[dict[str, Any]], "bool | float | None"]
+DELAYED_EVENT_SECONDS = (1.0, 10.0)
+
+
+class FaultSource(Protocol):
+    """What the emulator asks about injected faults (devstack.faults.FaultPlan)."""
+
+    def should(self, kind: str) -> bool: ...
+
+    def uniform(self, low: float, high: float) -> float: ...
+
+    def randrange(self, stop: int) -> int: ...
 
 
 @dataclass
@@ -41,6 +53,7 @@ class Faults:
     server_error_rate: float = 0.0  # HTTP 500 InternalServerException
     operations: frozenset[str] | None = None  # None: every operation
     rng: random.Random = field(default_factory=lambda: random.Random(0))
+    plan: FaultSource | None = None  # a fault plan's throttle / server_error rates, counted by the plan
 
     def seed(self, value: int) -> None:
         self.rng.seed(value)
@@ -49,9 +62,10 @@ class Faults:
         """(HTTP status, error type, message) to answer with, or None to serve the request."""
         if self.operations is not None and operation not in self.operations:
             return None
-        if self.throttle_rate and self.rng.random() < self.throttle_rate:
+        if self.throttle_rate and self.rng.random() < self.throttle_rate or self.plan and self.plan.should("throttle"):
             return 400, "ThrottlingException", "Rate exceeded"
-        if self.server_error_rate and self.rng.random() < self.server_error_rate:
+        if (self.server_error_rate and self.rng.random() < self.server_error_rate
+                or self.plan and self.plan.should("server_error")):
             return 500, "InternalServerException", "Internal server error (injected fault)"
         return None
 
@@ -92,6 +106,7 @@ class EventSink:
         self.region = region
         self.listeners: list[Listener] = []
         self.event_filter: EventFilter | None = None
+        self.plan: FaultSource | None = None
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._client: Any = None
         self._thread: threading.Thread | None = None
@@ -110,6 +125,11 @@ class EventSink:
 
     def publish(self, event: dict[str, Any]) -> None:
         decision = self.event_filter(event) if self.event_filter else None
+        if decision is None and self.plan is not None:
+            if self.plan.should("lose_event"):
+                decision = False
+            elif self.plan.should("delay_event"):
+                decision = self.plan.uniform(*DELAYED_EVENT_SECONDS)
         if decision is False:
             log.info("event for %s dropped by event_filter", event["detail"]["statementId"])
             return

@@ -36,7 +36,7 @@ from typing import Any
 from devstack.redshift.api import DataApi
 from devstack.redshift.catalog import CatalogApi
 from devstack.redshift.engine import Engine
-from devstack.redshift.events import EventFilter, EventSink, Faults, Listener, build_event
+from devstack.redshift.events import EventFilter, EventSink, Faults, FaultSource, Listener, build_event
 from devstack.redshift.models import ApiError, Statement
 from devstack.redshift.results import ResultOptions
 from devstack.redshift.sessions import Databases, Target
@@ -150,6 +150,11 @@ class RedshiftEmulator:
 
     def remove_listener(self, listener: Listener) -> None:
         self._events.listeners.remove(listener)
+
+    def use_fault_plan(self, plan: FaultSource | None) -> None:
+        """Let a fault plan throttle and fail calls, lose and delay completion events, fail
+        load transactions with 1023 and terminate COPY backends (see devstack/faults.py)."""
+        self.faults.plan = self._events.plan = self.engine.faults = plan
 
     @property
     def event_filter(self) -> EventFilter | None:
