@@ -480,3 +480,30 @@ def test_the_worker_finishes_a_direct_job_in_the_delivery_that_submits_it(server
     done = service.ledger.get_job(job.id)
     assert done.status is JobStatus.SUCCEEDED and done.rows == 3 and done.statement_id.startswith("direct-")
     assert [s.split(" FROM ")[0] for s in server.statements()] == ['LOCK "sales"."orders"', 'COPY "sales"."orders"']
+
+
+# ------------------------------------------------- devstack endpoint codec
+@pytest.mark.parametrize("oid, text, binary", [
+    (23, b"-7", b"\xff\xff\xff\xf9"),
+    (20, b"1", b"\x00" * 7 + b"\x01"),
+    (16, b"t", b"\x01"),
+    (1043, "ü".encode(), "ü".encode()),
+    (1082, b"2000-01-02", b"\x00\x00\x00\x01"),
+    (1082, b"infinity", b"\x7f\xff\xff\xff"),
+    (1114, b"2000-01-01 00:00:01.5", (1_500_000).to_bytes(8, "big")),
+    (1184, b"2000-01-01 02:00:00+02", b"\x00" * 8),  # UTC microseconds since 2000
+    (1083, b"00:00:00.000001", (1).to_bytes(8, "big")),
+    (1266, b"00:00:01+01", (1_000_000).to_bytes(8, "big") + (-3600).to_bytes(4, "big", signed=True)),
+])
+def test_the_endpoint_sends_postgresql_binary_layouts(oid: int, text: bytes, binary: bytes) -> None:
+    from devstack.redshift.wirecodec import to_binary
+
+    assert to_binary(oid, text) == binary
+
+
+def test_types_without_a_binary_encoder_are_announced_as_varchar() -> None:
+    from devstack.redshift.wirecodec import WireFormatError, reported_oid, to_binary
+
+    assert reported_oid(1186) == 1043 and reported_oid(23) == 23 and reported_oid(2950) == 2950  # uuid: text
+    with pytest.raises(WireFormatError, match="oid 1700"):
+        to_binary(1700, b"1.5")
