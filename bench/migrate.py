@@ -151,7 +151,30 @@ def row_counts(dsn: str, tables: list[Table]) -> dict[str, int]:
 class LoaderRun:
     wall: float
     run: dict[str, Any]
-    table_seconds: list[float]
+    table_seconds: list[float]            # each table job, created -> finished
+    unload_seconds: list[float]           # its UNLOAD statement on the source (step 0)
+    copy_seconds: list[float]             # its CREATE / DELETE / COPY / count batch on the target (step 1)
+
+
+def statement_seconds(stack: Devstack, job_id: str) -> dict[str, float]:
+    """Warehouse time of each step of one job ("0", "1"), from the emulator's statements (named by job)."""
+    rsdata = stack.client("redshift-data")
+    prefix = f"{stack.service().settings.statement_prefix}:{job_id}:"
+    listed: list[dict[str, Any]] = []
+    token: dict[str, str] = {}
+    while True:
+        page = rsdata.list_statements(StatementName=prefix, Status="ALL", MaxResults=100, **token)
+        listed += page["Statements"]
+        if "NextToken" not in page:
+            break
+        token = {"NextToken": page["NextToken"]}
+    seconds: dict[str, float] = {}
+    for entry in listed:
+        if entry["Status"] != "FINISHED":
+            continue
+        step = entry["StatementName"].rsplit(".", 1)[-1]  # <prefix>:<job>:<attempt>.<step>
+        seconds[step] = seconds.get(step, 0.0) + rsdata.describe_statement(Id=entry["Id"])["Duration"] / 1e9
+    return seconds
 
 
 def run_copy(stack: Devstack, parallel: int, timeout: float) -> LoaderRun:
@@ -174,12 +197,15 @@ def run_copy(stack: Devstack, parallel: int, timeout: float) -> LoaderRun:
         time.sleep(0.25)
     wall = time.monotonic() - started
     report = requests.get(f"{api}/jobs/{run_id}/report", timeout=30).json()
-    seconds = []
+    seconds, unloads, copies = [], [], []
     for entry in report["tables"]:
         child = requests.get(f"{api}/jobs/{entry['job_id']}", timeout=30).json()
         seconds.append(float(child["duration_seconds"]))
+        steps = statement_seconds(stack, entry["job_id"])
+        unloads.append(steps.get("0", 0.0))
+        copies.append(steps.get("1", 0.0))
     run["report"] = report
-    return LoaderRun(wall, run, sorted(seconds))
+    return LoaderRun(wall, run, sorted(seconds), sorted(unloads), sorted(copies))
 
 
 def pg_client(stack: Devstack, tool: str) -> str:
@@ -243,12 +269,19 @@ def main() -> int:
     rows = sum(source_counts.values())
     loader_rate, baseline_rate = rows / loader.wall, rows / baseline
     seconds = loader.table_seconds
+
+    def spread(values: list[float]) -> str:
+        return f"{values[0]:8.2f} / {statistics.median(values):.2f} / {values[-1]:.2f} s"
+
     print(f"\nmigrate: schema {SCHEMA}, {len(tables)} tables, {rows:,} rows, main (workgroup) -> other (cluster)")
     print(f"  generated in the source (Data API, generate_series)   {generate_seconds:8.2f} s")
     print(f"  copy run (max_parallel {args.parallel}), POST -> SUCCEEDED       {loader.wall:8.2f} s   "
           f"({loader_rate:,.0f} rows/s)")
-    print(f"  per-table job time min / median / max                {seconds[0]:8.2f} / "
-          f"{statistics.median(seconds):.2f} / {seconds[-1]:.2f} s")
+    print(f"  per-table job time (created -> finished) min/med/max  {spread(seconds)}")
+    print(f"    of which UNLOAD Parquet statement (source)          {spread(loader.unload_seconds)}")
+    print(f"    of which COPY batch statement (target)              {spread(loader.copy_seconds)}")
+    print(f"  sum of statement time / run wall (parallelism used)   "
+          f"{(sum(loader.unload_seconds) + sum(loader.copy_seconds)) / loader.wall:8.2f}")
     print(f"  row counts target = source                            {len(copied_counts)} of {len(tables)} tables")
     print(f"  pg_dump | psql (same tables, same two databases)      {baseline:8.2f} s   ({baseline_rate:,.0f} rows/s)")
     print(f"  loader rows/s / pg_dump|psql rows/s                   {loader_rate / baseline_rate:8.3f}")
