@@ -18,6 +18,7 @@ from devstack.redshift.sqltokens import NUMBER, QIDENT, STRING, TRIVIA, WORD, To
 
 MB = 1024 * 1024
 MIN_FILE_SIZE, MAX_FILE_SIZE = 5 * MB, int(6.2 * 1024 * MB)
+MIN_ROW_GROUP, MAX_ROW_GROUP = 32 * MB, 128 * MB  # Parquet ROWGROUPSIZE (default 32 MB)
 FORMATS = ("CSV", "PARQUET", "JSON")
 COMPRESSIONS = ("GZIP", "BZIP2", "ZSTD")
 # Redshift UNLOAD options devstack refuses rather than fake (client-side encryption).
@@ -49,7 +50,7 @@ class UnloadSpec:
     compression: str | None = None      # GZIP | BZIP2 | ZSTD
     parallel: bool = True
     max_file_size: int = MAX_FILE_SIZE
-    row_group_size: int | None = None   # accepted; pyarrow's row groups are sized by rows here
+    row_group_size: int | None = None   # Parquet row groups of about this many bytes (uncompressed)
     manifest: bool = False
     verbose: bool = False
     allow_overwrite: bool = False
@@ -287,6 +288,11 @@ def _check(spec: UnloadSpec) -> None:
         raise RedshiftError("ERROR: the DELIMITER must not appear in the NULL AS string")
     if not MIN_FILE_SIZE <= spec.max_file_size <= MAX_FILE_SIZE:
         raise RedshiftError("ERROR: MAXFILESIZE must be between 5 MB and 6.2 GB")
+    if spec.row_group_size is not None:
+        if spec.fmt != "PARQUET":
+            raise RedshiftError("ERROR: ROWGROUPSIZE can only be used with FORMAT PARQUET")
+        if not MIN_ROW_GROUP <= spec.row_group_size <= MAX_ROW_GROUP:
+            raise RedshiftError("ERROR: ROWGROUPSIZE must be between 32 MB and 128 MB")
     if len(set(spec.partition_by)) != len(spec.partition_by):
         raise RedshiftError("ERROR: PARTITION BY names a column twice")
 

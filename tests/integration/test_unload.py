@@ -329,18 +329,45 @@ def test_missing_bucket_and_credentials_forms(run, s3, bucket, keys):
 
 
 @pytest.mark.parametrize("fmt", ["CSV", "CSV NULL AS 'NIL' ADDQUOTES", "FORMAT JSON", "PARQUET"])
-def test_fast_paths_write_what_the_row_path_writes(run, s3, bucket, source, fmt):
-    # PARTITION BY takes the row path; a constant partition column gives one folder to compare.
+def test_partitioned_output_is_the_plain_output_in_folders(run, s3, bucket, source, fmt):
+    # A constant partition column gives one folder to compare with the unpartitioned file.
     query = "SELECT *, 1 AS one FROM src ORDER BY id"
-    ok(run(f"UNLOAD ('{query}') TO 's3://{bucket}/fast/' IAM_ROLE default {fmt}"))
-    ok(run(f"UNLOAD ('{query}') TO 's3://{bucket}/slow/' IAM_ROLE default {fmt} PARTITION BY (one) INCLUDE"))
+    ok(run(f"UNLOAD ('{query}') TO 's3://{bucket}/plain/' IAM_ROLE default {fmt}"))
+    ok(run(f"UNLOAD ('{query}') TO 's3://{bucket}/parts/' IAM_ROLE default {fmt} PARTITION BY (one) INCLUDE"))
     suffix = ".parquet" if fmt == "PARQUET" else ""
-    fast, slow = body(s3, bucket, f"fast/0000_part_00{suffix}"), body(s3, bucket, f"slow/one=1/0000_part_00{suffix}")
+    plain, parts = body(s3, bucket, f"plain/0000_part_00{suffix}"), body(s3, bucket, f"parts/one=1/0000_part_00{suffix}")
     if fmt == "PARQUET":
         pq = pytest.importorskip("pyarrow.parquet")
-        assert pq.read_table(io.BytesIO(fast)).equals(pq.read_table(io.BytesIO(slow)))
+        assert pq.read_table(io.BytesIO(plain)).equals(pq.read_table(io.BytesIO(parts)))
     else:
-        assert fast == slow
+        assert plain == parts
+
+
+# chr() keeps the SQL free of escapes: 92 is a backslash.
+ODD_VALUES = ("'a' || chr(92) || 'b', 'two' || chr(92) || chr(92), 'new' || chr(10) || 'line', "
+              "'car' || chr(13) || 'riage', 'tab' || chr(9) || 'bed', 'bell' || chr(7), 'bs' || chr(8), "
+              "'ff' || chr(12), 'vt' || chr(11), 'del' || chr(127), 'NIL', chr(92) || 'N', '', NULL, "
+              "'pipe|comma,quote\"~tilde', 'ünï 日本 🚀', '  padded  ', chr(92) || 't' || chr(92)")
+
+
+@pytest.mark.parametrize("fmt", [
+    "CSV", "CSV NULL AS 'NIL' ADDQUOTES", "CSV DELIMITER '|' HEADER GZIP", "CSV DELIMITER '\\t' NULL AS '\\\\N'",
+    "", "ESCAPE", "DELIMITER ',' NULL AS 'NIL' ESCAPE", "DELIMITER '\\t' NULL AS '\\\\N' ESCAPE HEADER",
+    "NULL AS '\\\\N'", "DELIMITER '~' HEADER ZSTD",
+])
+@pytest.mark.parametrize("partition", ["", "PARTITION BY (grp) INCLUDE"])
+def test_postgres_formatting_writes_what_the_row_path_writes(run, s3, bucket, keys, monkeypatch, fmt, partition):
+    from devstack.redshift import unload
+
+    ok(run(f"CREATE TABLE odd AS SELECT n, n % 3 AS grp, v, c::char(4) AS c FROM unnest(ARRAY[{ODD_VALUES}]) "
+           "WITH ORDINALITY AS t(v, n) CROSS JOIN (VALUES ('ab'), (NULL)) AS chars(c)"))
+    ok(run(f"UNLOAD ('SELECT * FROM odd ORDER BY n, c') TO 's3://{bucket}/pg/' IAM_ROLE default {fmt} {partition}"))
+    monkeypatch.setattr(unload, "by_postgres", lambda spec: False)  # format every row in Python
+    ok(run(f"UNLOAD ('SELECT * FROM odd ORDER BY n, c') TO 's3://{bucket}/py/' IAM_ROLE default {fmt} {partition}"))
+    pg_keys, py_keys = keys("pg/"), keys("py/")
+    assert [k[3:] for k in pg_keys] == [k[3:] for k in py_keys] and len(pg_keys) == (3 if partition else 1)
+    for pg_key, py_key in zip(pg_keys, py_keys):
+        assert body(s3, bucket, pg_key) == body(s3, bucket, py_key), pg_key
 
 
 def test_unnamed_subquery_in_from_as_redshift_allows(run, rsdata, s3, bucket, source):
@@ -364,3 +391,55 @@ def test_csv_null_and_empty_string_round_trip_through_copy_emptyasnull(run, rsda
         desc = ok(run(f"SELECT id, v IS NULL, v, n IS NULL FROM back{n} ORDER BY id"))
         rows = [[next(iter(f.values())) for f in r] for r in rsdata.get_statement_result(Id=desc["Id"])["Records"]]
         assert rows == [[1, True, True, True], [2, False, "", False], [3, False, "x", True]], copy_opts
+
+
+@pytest.mark.parametrize("options", ["MAXFILESIZE 5 MB", "CSV MAXFILESIZE 5 MB PARALLEL OFF MANIFEST",
+                                     "GZIP MAXFILESIZE 5 MB", "FORMAT JSON MAXFILESIZE 5 MB", "", "CSV BZIP2"])
+def test_a_query_failing_after_parts_were_stored_leaves_no_files(run, s3, bucket, keys, options):
+    # ~12.6 MB of text; the last row divides by zero, after earlier parts (and, without MAXFILESIZE,
+    # parts of a multipart upload) have gone to S3.
+    ok(run("CREATE TABLE big AS SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, 60000) g"))
+    s3.put_object(Bucket=bucket, Key="fail/keep.txt", Body=b"not ours")
+    desc = run(f"UNLOAD ('SELECT id, pad, 10 / (60000 - id) AS boom FROM big') TO 's3://{bucket}/fail/' "
+               f"IAM_ROLE default ALLOWOVERWRITE {options}")
+    assert desc["Status"] == "FAILED" and desc["Error"] == "ERROR: division by zero"
+    assert keys("fail/") == ["fail/keep.txt"]
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_a_value_too_wide_for_fixedwidth_midway_leaves_no_files(run, bucket, keys):
+    ok(run("CREATE TABLE big AS SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, 60000) g"))
+    desc = run(f"UNLOAD ('SELECT id, CASE WHEN id = 60000 THEN pad || ''!'' ELSE pad END FROM big') "
+               f"TO 's3://{bucket}/fw/' IAM_ROLE default FIXEDWIDTH 'id:5,pad:200' MAXFILESIZE 5 MB")
+    assert desc["Status"] == "FAILED" and "FIXEDWIDTH column 'pad'" in desc["Error"]
+    assert keys("fw/") == []
+
+
+def test_parquet_rowgroupsize_sets_the_row_group_bytes(run, s3, bucket):
+    pq = pytest.importorskip("pyarrow.parquet")
+    # ~40 MB of (uncompressed) strings: two 32 MB row groups by default, one with ROWGROUPSIZE 128 MB.
+    ok(run("CREATE TABLE wide AS SELECT g AS id, repeat('x', 1000) AS pad FROM generate_series(1, 40000) g"))
+    for n, option in enumerate(("", "ROWGROUPSIZE 128 MB")):
+        ok(run(f"UNLOAD ('SELECT * FROM wide') TO 's3://{bucket}/rg{n}/' IAM_ROLE default PARQUET {option}"))
+    groups = [pq.ParquetFile(io.BytesIO(body(s3, bucket, f"rg{n}/0000_part_00.parquet"))).metadata for n in (0, 1)]
+    assert [g.num_row_groups for g in groups] == [2, 1] and [g.num_rows for g in groups] == [40000, 40000]
+    assert 30000 < groups[0].row_group(0).num_rows < 40000  # ~32 MB of ~1 KB rows
+    desc = run(f"UNLOAD ('SELECT 1') TO 's3://{bucket}/rg2/' IAM_ROLE default CSV ROWGROUPSIZE 64 MB")
+    assert desc["Status"] == "FAILED" and "ROWGROUPSIZE" in desc["Error"]
+
+
+@pytest.mark.parametrize("option,decompress", [("", lambda data: data), ("ZSTD", lambda data: __import__(
+    "zstandard").ZstdDecompressor().decompressobj().decompress(data))])
+def test_a_large_file_goes_up_as_a_multipart_upload(run, s3, bucket, keys, option, decompress):
+    # ~24 MB of hex text: more than one 8 MB part even compressed, so it streams as a multipart upload.
+    ok(run("CREATE TABLE hex AS SELECT g AS id, md5(g::text) || md5((-g)::text) || md5((g * 7)::text) || "
+           "md5((g * 11)::text) || md5((g * 13)::text) || md5((g * 17)::text) AS pad FROM generate_series(1, 120000) g"))
+    ok(run(f"UNLOAD ('SELECT * FROM hex ORDER BY id') TO 's3://{bucket}/mp/' IAM_ROLE default {option} "
+           "MANIFEST VERBOSE"))
+    key = [k for k in keys("mp/") if "manifest" not in k][0]
+    data, head = body(s3, bucket, key), s3.head_object(Bucket=bucket, Key=key)
+    assert head["ETag"].strip('"').rsplit("-", 1)[-1].isdigit() and "-" in head["ETag"]  # a multipart ETag
+    entry = json.loads(body(s3, bucket, "mp/manifest"))["entries"][0]
+    assert entry["meta"] == {"content_length": len(data), "record_count": 120000}
+    lines = decompress(data).split(b"\n")
+    assert len(lines) == 120001 and lines[0].startswith(b"1|c4ca4238") and lines[-2].startswith(b"120000|")

@@ -40,11 +40,22 @@ def test_formats_and_delimiters(options, fmt, delimiter):
 def test_every_option_at_once():
     spec = parse("HEADER NULL AS 'NIL' ADDQUOTES ESCAPE BZIP2 PARALLEL FALSE MAXFILESIZE AS 1.5 GB "
                  "MANIFEST VERBOSE ALLOWOVERWRITE ENCRYPTED AUTO KMS_KEY_ID 'alias/x' REGION AS 'eu-west-1' "
-                 "ROWGROUPSIZE 64 MB EXTENSION '.txt'")
+                 "EXTENSION '.txt'")
     assert spec.header and spec.null_as == "NIL" and spec.add_quotes and spec.escape
     assert spec.compression == "BZIP2" and not spec.parallel and spec.max_file_size == int(1.5 * 1024 * MB)
     assert spec.manifest and spec.verbose and spec.allow_overwrite and spec.encrypted
-    assert (spec.kms_key_id, spec.region, spec.row_group_size, spec.extension) == ("alias/x", "eu-west-1", 64 * MB, "txt")
+    assert (spec.kms_key_id, spec.region, spec.row_group_size, spec.extension) == ("alias/x", "eu-west-1", None, "txt")
+
+
+def test_rowgroupsize_is_parquet_only_and_between_32_and_128_mb():
+    assert parse("FORMAT PARQUET ROWGROUPSIZE 64 MB").row_group_size == 64 * MB
+    assert parse("ROWGROUPSIZE AS 128 PARQUET").row_group_size == 128 * MB
+    for options, match in (("ROWGROUPSIZE 64 MB", "ROWGROUPSIZE can only be used with FORMAT PARQUET"),
+                           ("CSV ROWGROUPSIZE 64 MB", "ROWGROUPSIZE can only be used with FORMAT PARQUET"),
+                           ("PARQUET ROWGROUPSIZE 16 MB", "ROWGROUPSIZE must be between 32 MB and 128 MB"),
+                           ("PARQUET ROWGROUPSIZE 1 GB", "ROWGROUPSIZE must be between 32 MB and 128 MB")):
+        with pytest.raises(RedshiftError, match=match):
+            parse(options)
 
 
 @pytest.mark.parametrize("options,parallel", [("PARALLEL", True), ("PARALLEL ON", True), ("PARALLEL TRUE", True),
