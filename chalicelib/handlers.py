@@ -72,13 +72,22 @@ def run_jobs(service: Service, event: dict[str, Any], hide: Callable[[str, int],
                 continue
             except Exception as exc:
                 logs.error("job_message_failed", error=f"{type(exc).__name__}: {exc}", receives=receives)
-                _try_hide(hide, receipt, min(15 * 2 ** min(receives, 6), 900))
+                _try_hide(hide, receipt, error_backoff(service, receives))
                 failures.append({"itemIdentifier": message_id})
                 continue
             if result.disposition is Disposition.KEEP:
                 _try_hide(hide, receipt, result.seconds)
                 failures.append({"itemIdentifier": message_id})
     return {"batchItemFailures": failures}
+
+
+def error_backoff(service: Service, receives: int) -> int:
+    """Seconds a job's message stays hidden after an unexpected (usually transient) error.
+
+    Doubles with the receive count, but never beyond the sweeper's grace: the count includes every
+    poll and retry of the job, and while its message is hidden the job's whole table waits (a
+    single throttled call late in a job's life used to block the table for 15 minutes)."""
+    return max(1, min(15 * 2 ** min(receives, 6), service.settings.sweep_grace_seconds))
 
 
 def _non_empty_str(value: Any) -> bool:

@@ -583,8 +583,18 @@ class Service:
             except Exception as exc:
                 report.errors.append(getattr(hook, "__name__", "hook"))
                 logs.error("sweep_hook_failed", error=f"{type(exc).__name__}: {exc}")
-        for job in self.ledger.active_jobs():
+        active = self.ledger.active_jobs()
+        # A table's FIFO group hands out one message at a time, in order: only its first waiting job's
+        # message is worth replacing; later ones wait behind it anyway. (A copy for every waiting job on
+        # every sweep flooded a busy table's queue, and the worker spent its time deleting them.)
+        first_waiting: dict[str, str] = {}
+        for job in sorted(active, key=lambda j: j.id):
+            if job.status is JobStatus.QUEUED:
+                first_waiting.setdefault(job.target, job.id)
+        for job in active:
             if now - job.updated_at < self.settings.sweep_grace_seconds:
+                continue
+            if job.status is JobStatus.QUEUED and first_waiting.get(job.target) != job.id:
                 continue
             with tracing.job_scope("sweep_job", job_id=job.id, pipeline=job.pipeline, table=job.target):
                 try:

@@ -124,3 +124,41 @@ def test_a_failed_batch_finished_twice_is_split_once(service):
     service._finish(in_flight, service.warehouse.describe(sid))   # noqa: SLF001  (...with this one)
     others = [j for j in service.ledger.jobs.values() if j.id != job.id]
     assert len(others) == 1 and [f.key for f in others[0].files] == ["events/good.csv"]
+
+
+def test_a_transient_error_late_in_a_jobs_life_hides_its_message_no_longer_than_the_sweep_grace(service):
+    """Found by the soak (ddb_conflict on the 5th receive of a retried job): the worker's error backoff
+    grew with every receive of the message, polls and retries included, up to 900 s, and the job's
+    whole table waited behind the hidden message."""
+    import json
+
+    from chalicelib import handlers
+
+    job = land(service, "events/a.csv")
+    service.ledger.deaths = 1  # no deaths here
+
+    def conflict(*_: object, **__: object) -> None:
+        raise RuntimeError("TransactionConflictException: Transaction is ongoing for the item")
+
+    service.ledger.set_receipt = conflict  # type: ignore[method-assign]
+    hidden: list[tuple[str, int]] = []
+    event = {"Records": [{"messageId": "m1", "receiptHandle": "rh", "body": json.dumps({"job_id": job.id}),
+                          "attributes": {"ApproximateReceiveCount": "5"}}]}
+    assert handlers.run_jobs(service, event, lambda r, s: hidden.append((r, s))) == {
+        "batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert hidden == [("rh", service.settings.sweep_grace_seconds)]
+    assert handlers.error_backoff(service, 1) == 30 and handlers.error_backoff(service, 2) == 60
+
+
+def test_the_sweeper_requeues_only_the_first_waiting_job_of_a_table(service):
+    """Found by the soak: with a table's queue held (a job in flight or backing off), every sweep sent a
+    duplicate message for every job waiting behind it; the worker spent its time deleting them."""
+    service.ledger.deaths = 1
+    service.settings = Settings.from_env({"SWEEP_GRACE_SECONDS": "5"})
+    jobs = [land(service, f"events/{i}-a.csv", f"events/{i}-b.csv", f"events/{i}-c.csv") for i in range(4)]
+    assert len({j.target for j in jobs}) == 1 and len({j.id for j in jobs}) == 4
+    service.clock.advance(60)
+    before = len(service.queue.enqueued)
+    report = service.sweep()
+    assert report.requeued == [min(j.id for j in jobs)]
+    assert len(service.queue.enqueued) == before + 1
