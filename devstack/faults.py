@@ -35,8 +35,8 @@ FAULTS: dict[str, str] = {
     "delay_event": "a Data API completion event delivered 1-10 s late",
     "throttle": "a Data API call answered with ThrottlingException",
     "server_error": "a Data API call answered with HTTP 500",
-    "serializable": "a load transaction failing with 1023 serializable isolation violation",
-    "pg_restart": "the PostgreSQL backend running a COPY terminated (a restart mid-COPY)",
+    "serializable": "a transaction batch failing with 1023 serializable isolation violation",
+    "pg_restart": "a statement's PostgreSQL backend terminated during one of its COPYs (a restart mid-COPY)",
     "die_after_submit": "the worker Lambda dying after submitting a statement, before recording it",
     "die_after_record": "the worker Lambda dying right after recording a submission",
     "die_completion": "the completion Lambda dying after finishing a job, before the rest of its update",
@@ -115,6 +115,19 @@ class FaultPlan:
             return cls.parse(env.get(ENV_VAR, ""), seed=seed)
         except FaultSpecError as exc:
             raise FaultSpecError(f"{ENV_VAR}: {exc}") from None
+
+    @contextlib.contextmanager
+    def injecting(self, **rates: float) -> Iterator["FaultPlan"]:
+        """Other rates for a while (tests): `with stack.faults.injecting(serializable=1.0): ...`."""
+        for kind, rate in rates.items():
+            _check(kind, rate)
+        saved = dict(self.rates)
+        self.rates.update(rates)
+        try:
+            yield self
+        finally:
+            self.rates.clear()
+            self.rates.update(saved)
 
     # ---------------------------------------------------------------- asking
     @property

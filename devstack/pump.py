@@ -203,8 +203,7 @@ class Pump:
                     extra = {"DelaySeconds": int(self.faults.uniform(*DUPLICATE_DELAY_SECONDS))}
                 self._sqs.send_message(QueueUrl=url, MessageBody=body, **extra)
             if not fifo and self.faults.should("reorder"):  # FIFO order is the queue's promise; keep it
-                self._sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
-                                                    VisibilityTimeout=int(self.faults.uniform(*REORDER_SECONDS)))
+                self._hold_back(url, message)
                 continue
             deliver.append(message)
         if not fifo and len(deliver) > 1 and self.faults.rate("reorder"):
@@ -294,10 +293,18 @@ class Pump:
             self._sqs.send_message(QueueUrl=url, MessageBody=message["Body"],
                                    DelaySeconds=int(self.faults.uniform(*DUPLICATE_DELAY_SECONDS)))
         if self.faults.should("reorder"):
-            self._sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
-                                                VisibilityTimeout=int(self.faults.uniform(*REORDER_SECONDS)))
+            self._hold_back(url, message)
             return True
         return False
+
+    def _hold_back(self, url: str, message: dict[str, Any]) -> None:
+        """Make a received message visible again a little later, so later ones overtake it."""
+        try:
+            self._sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
+                                                VisibilityTimeout=int(self.faults.uniform(*REORDER_SECONDS)))
+        except Exception as exc:  # a slow poller's receipt went stale: another one has the message now
+            if "ReceiptHandleIsInvalid" not in f"{type(exc).__name__}: {exc}":
+                raise
 
     # ------------------------------------------------------------ schedules
     def _tick(self, name: str, handler: Callable[..., Any]) -> None:

@@ -33,7 +33,8 @@ from psycopg import sql as pgsql
 from devstack.redshift.contracts import ExecContext, RedshiftError, StatementOutcome
 from devstack.redshift.ddlhook import ddl_hook
 from devstack.redshift.events import FaultSource
-from devstack.redshift.injected import BackendKiller, serializable_violation
+from devstack.redshift.injected import (BackendKiller, doomed_sub, lost_connection_text, restarted_copy,
+                                        serializable_violation)
 from devstack.redshift.models import RESULT_RETENTION_SECONDS, TERMINAL, ApiError, Request, Statement, SubStatement
 from devstack.redshift.params import referenced_names, to_literals, to_pyformat
 from devstack.redshift.pgstream import stream_statement
@@ -205,7 +206,7 @@ class Engine:
         if own_txn:
             conn.execute("BEGIN")
         current: SubStatement | None = None
-        doomed = self._doomed_sub(st)
+        doomed, restart = doomed_sub(self.faults, st), restarted_copy(self.faults, st)
         try:
             for sub in st.subs:
                 if st.cancel_requested:
@@ -216,7 +217,7 @@ class Engine:
                     self._set_sub(sub, "STARTED")
                 if sub is doomed:
                     raise serializable_violation(100_000 + st.seq, (sub.query_id - 1, sub.query_id), pid)
-                self._run_sub(st, sub, conn, pid, dbname, own_txn)
+                self._run_sub(st, sub, conn, pid, dbname, own_txn, restart=sub is restart)
                 with self._lock:
                     sub.duration_ns = int((time.monotonic() - sub.started) * 1e9)
                     self._set_sub(sub, "FINISHED")
@@ -231,7 +232,8 @@ class Engine:
                                                              pq.TransactionStatus.INERROR):
                 conn.execute("ROLLBACK")
             with self._lock:
-                message = None if cancelled else _error_text(exc) if not conn.closed else _lost_connection_text(exc)
+                lost = not cancelled and conn.closed
+                message = None if cancelled else lost_connection_text(exc, _error_text) if lost else _error_text(exc)
                 if current is not None:
                     current.duration_ns = int((time.monotonic() - current.started) * 1e9)
                     current.error = message
@@ -244,23 +246,15 @@ class Engine:
         with self._lock:
             self._finish(st, "FINISHED", None)
 
-    def _doomed_sub(self, st: Statement) -> SubStatement | None:
-        """The sub-statement of a transaction batch an injected 1023 error hits, if any."""
-        if not st.is_batch or st.request.execution_mode != "TRANSACTION" or self.faults is None:
-            return None
-        if not self.faults.should("serializable"):
-            return None
-        return st.subs[self.faults.randrange(len(st.subs))]
-
     def _run_sub(self, st: Statement, sub: SubStatement, conn: psycopg.Connection[Any], pid: int,
-                 dbname: str, own_txn: bool) -> None:
+                 dbname: str, own_txn: bool, restart: bool = False) -> None:
         kind = statement_kind(sub.sql)
         all_params = st.request.params
         names = referenced_names(sub.sql, frozenset(all_params)) if all_params else []
         params = {n: all_params[n] for n in names}
         if kind in ("copy", "unload"):
             text = to_literals(sub.sql, params, lambda v: pgsql.Literal(v).as_string(conn)) if params else sub.sql
-            outcome = self._load(st, kind, text, conn, sub.query_id, pid, dbname)
+            outcome = self._load(st, kind, text, conn, sub.query_id, pid, dbname, restart=restart)
             sub.result_rows = outcome.rows
             sub.result = result_from_outcome(outcome, self.result_options)
             return
@@ -297,7 +291,8 @@ class Engine:
         return rowcount, result
 
     def _load(self, st: Statement, kind: str, text: str, conn: psycopg.Connection[Any], query_id: int,
-              pid: int, dbname: str) -> StatementOutcome:
+              pid: int, dbname: str, *, restart: bool = False) -> StatementOutcome:
+        """COPY or UNLOAD; `restart`: an injected server restart terminates the backend mid-COPY."""
         try:
             if kind == "copy":
                 from devstack.redshift.copy import run_copy as handler
@@ -311,9 +306,7 @@ class Engine:
         own = conn.info.transaction_status == pq.TransactionStatus.IDLE
         if own:
             conn.execute("BEGIN")
-        killer = None
-        if kind == "copy" and self.faults is not None and self.faults.should("pg_restart"):
-            killer = BackendKiller(ctx.side_connection, conn.info.backend_pid)
+        killer = BackendKiller(ctx.side_connection, conn.info.backend_pid) if restart else None
         try:
             outcome = handler(ctx, text)
             if killer is not None:
@@ -410,15 +403,6 @@ class Engine:
     def shutdown(self) -> None:
         self.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _lost_connection_text(exc: BaseException) -> str:
-    """The backend went away (terminated, server restarted): say so, not "the connection is closed",
-    which is only what the next use of the dead connection reported."""
-    if isinstance(exc, psycopg.errors.AdminShutdown):
-        return _error_text(exc)
-    return ("ERROR: server closed the connection unexpectedly. This probably means the server terminated "
-            "abnormally before or while processing the request.")
 
 
 def _error_text(exc: BaseException) -> str:

@@ -16,6 +16,9 @@ from typing import Any
 import psycopg
 
 from devstack.redshift.contracts import RedshiftError
+from devstack.redshift.events import FaultSource
+from devstack.redshift.models import Statement, SubStatement
+from devstack.redshift.rewrite import statement_kind
 
 POLL_SECONDS = 0.005
 TERMINATE_WAIT_MS = 5000
@@ -54,3 +57,32 @@ class BackendKiller:
                     break
             # With a timeout, pg_terminate_backend waits until the backend has exited.
             admin.execute("SELECT pg_terminate_backend(%s, %s)", (self._pid, TERMINATE_WAIT_MS))
+
+
+def doomed_sub(faults: FaultSource | None, st: Statement) -> SubStatement | None:
+    """The sub-statement of a transaction batch an injected 1023 error hits, if any."""
+    if faults is None or not st.is_batch or st.request.execution_mode != "TRANSACTION":
+        return None
+    if not faults.should("serializable"):
+        return None
+    return st.subs[faults.randrange(len(st.subs))]
+
+
+def restarted_copy(faults: FaultSource | None, st: Statement) -> SubStatement | None:
+    """The COPY during which an injected server restart hits this statement, if any (one draw per
+    statement, however many COPYs it holds)."""
+    if faults is None:
+        return None
+    copies = [sub for sub in st.subs if statement_kind(sub.sql) == "copy"]
+    if not copies or not faults.should("pg_restart"):
+        return None
+    return copies[faults.randrange(len(copies))]
+
+
+def lost_connection_text(exc: BaseException, error_text: Callable[[BaseException], str]) -> str:
+    """The backend went away (terminated, server restarted): say so, not "the connection is closed",
+    which is only what the next use of the dead connection reported."""
+    if isinstance(exc, psycopg.errors.AdminShutdown):
+        return error_text(exc)
+    return ("ERROR: server closed the connection unexpectedly. This probably means the server terminated "
+            "abnormally before or while processing the request.")

@@ -106,3 +106,56 @@ order_by = "ver"
         rows = conn.execute("SELECT k, ver, val FROM s.accounts ORDER BY k").fetchall()
     assert rows == [(1, 2, "new"), (2, 7, "newer"), (3, 1, "fresh"), (4, 1, "dated"), (5, 3, "tie-later"),
                     (6, 2, "b")]
+
+
+def _counted_rows(rsdata, run, table: str) -> int:
+    desc = run(f"SELECT count(*) FROM {table}")
+    return rsdata.get_statement_result(Id=desc["Id"])["Records"][0][0]["longValue"]
+
+
+def test_emulator_serializable_fault_fails_the_batch_with_1023_and_rolls_it_back(emulator, rsdata, run, wait,
+                                                                                database):
+    from devstack.faults import FaultPlan
+
+    run("CREATE TABLE ledger_rows (id INT)")
+    emulator.use_fault_plan(FaultPlan({"serializable": 1.0}))
+    try:
+        bid = rsdata.batch_execute_statement(WorkgroupName="wg-test", Database=database, Sqls=[
+            "INSERT INTO ledger_rows VALUES (1)", "INSERT INTO ledger_rows VALUES (2)"])["Id"]
+        desc = wait(rsdata, bid)
+        single = run("INSERT INTO ledger_rows VALUES (3)")  # not a transaction batch: no 1023
+    finally:
+        emulator.use_fault_plan(None)
+    assert desc["Status"] == "FAILED"
+    assert desc["Error"].startswith("ERROR: 1023 DETAIL: Serializable isolation violation on table - ")
+    failed = [s for s in desc["SubStatements"] if s["Status"] == "FAILED"]
+    assert len(failed) == 1 and "1023" in failed[0]["Error"]
+    assert single["Status"] == "FINISHED"
+    assert _counted_rows(rsdata, run, "ledger_rows") == 1  # the batch rolled back as a whole
+
+
+def test_emulator_restart_mid_copy_fails_the_statement_with_a_connection_error_then_serves_again(
+        emulator, rsdata, run, wait, s3, bucket, database):
+    from chalicelib.jobs import is_retryable_error
+    from devstack.faults import FaultPlan
+
+    run("CREATE TABLE restarted (id INT, name VARCHAR(10))")
+    s3.put_object(Bucket=bucket, Key="r/1.csv", Body=b"".join(b"%d,n%d\n" % (i, i) for i in range(2000)))
+    copy = f"COPY restarted FROM 's3://{bucket}/r/1.csv' IAM_ROLE default CSV"
+    plan = FaultPlan({"pg_restart": 1.0})
+    emulator.use_fault_plan(plan)
+    try:
+        single = run(copy, expect="FAILED")
+        bid = rsdata.batch_execute_statement(WorkgroupName="wg-test", Database=database, Sqls=[
+            "INSERT INTO restarted VALUES (-1, 'x')", copy, "INSERT INTO restarted VALUES (-2, 'y')"])["Id"]
+        batch = wait(rsdata, bid)
+    finally:
+        emulator.use_fault_plan(None)
+    assert plan.injected() == {"pg_restart": 2}
+    for desc in (single, batch):
+        assert desc["Status"] == "FAILED"
+        # What the loader retries: the backend went away, not a bad statement.
+        assert is_retryable_error(desc["Error"]), desc["Error"]
+    assert _counted_rows(rsdata, run, "restarted") == 0  # nothing of either survived
+    run(copy)  # the pool replaced the dead connections
+    assert _counted_rows(rsdata, run, "restarted") == 2000

@@ -130,3 +130,13 @@ def test_ddb_conflicts_answer_transactions_and_conditional_writes_only():
     assert json.loads(answer.content)["__type"].endswith("#TransactionConflictException")
     assert faults._conflict(_Request("UpdateItem", {"UpdateExpression": "SET a = :a"})) is None  # unconditional
     assert faults._conflict(_Request("GetItem", {})) is None
+
+
+def test_injecting_sets_rates_for_a_while_and_checks_them():
+    plan = FaultPlan({"throttle": 0.1})
+    with plan.injecting(serializable=1.0, throttle=0.0):
+        assert plan.should("serializable") and not plan.should("throttle")
+    assert plan.rates == {"throttle": 0.1}
+    with pytest.raises(FaultSpecError, match="outside 0..1"):
+        with plan.injecting(throttle=2.0):
+            pass
