@@ -1,0 +1,88 @@
+"""The soak's oracle (bench/soak_oracle.py) passes a perfect run and names every kind of damage."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+
+import pytest
+
+from bench import soak_oracle as oracle
+from chalicelib.jobs import FileRef, Job, JobKind, JobStatus, LoadError
+
+_ids = itertools.count(1)
+
+
+def job(files: list[oracle.SoakFile], status: JobStatus = JobStatus.SUCCEEDED, *, error: str | None = None,
+        bad: oracle.SoakFile | None = None, kind: JobKind = JobKind.LOAD, pipeline: str | None = None) -> Job:
+    refs = tuple(FileRef(oracle.BUCKET, f.key, "v", 1) for f in files)
+    errors = (LoadError(file=bad.url, line=3, column="row_no", value="n", reason="Invalid digit"),) if bad else ()
+    return Job(id=f"job-{next(_ids)}", kind=kind, pipeline=pipeline or (files[0].pipeline if files else "x"),
+               target="t", status=status, files=refs, statement_id="s", attempt=1, max_attempts=5, created_at=0,
+               updated_at=0, submitted_at=0, finished_at=0, rows=None, error=error, load_errors=errors)
+
+
+@pytest.fixture()
+def run():
+    rng = random.Random(5)
+    files = [oracle.make_file(1, oracle.APPEND, rng), oracle.make_file(2, oracle.UPSERT, rng),
+             oracle.make_file(3, oracle.APPEND, rng, bad=True), oracle.make_file(4, oracle.UPSERT, rng),
+             oracle.make_file(5, oracle.REPLACE, rng), oracle.make_file(6, oracle.REPLACE, rng)]
+    good = [f for f in files if not f.bad]
+    runs = [oracle.DmsRun(1, "soak-atomic"), oracle.DmsRun(2, "soak-chain")]
+    jobs = [job([files[0], files[2]], JobStatus.FAILED, error="ERROR: Load into table failed", bad=files[2]),
+            job([files[0]]), job([files[1], files[3]]), job([files[4]]), job([files[5]]),
+            job([], kind=JobKind.FOLLOWUP, pipeline="soak-atomic"), job([], kind=JobKind.FOLLOWUP, pipeline="soak-chain")]
+    latest: dict[int, tuple] = {}
+    for f in (files[1], files[3]):
+        for row in f.rows:
+            latest[row[0]] = row  # file 4 is newer than file 2
+    seen = oracle.Observed(
+        events=[r for f in good if f.pipeline == oracle.APPEND for r in f.rows],
+        accounts=list(latest.values()), snapshot=list(files[5].rows), followup_log=["atomic", "first", "second"],
+        jobs=jobs, file_status={f.url: "FAILED" if f.bad else "LOADED" for f in files})
+    return files, runs, files[5], seen
+
+
+def test_a_perfect_run_passes(run):
+    verdict = oracle.check(*run)
+    assert verdict.ok, verdict.problems
+    assert verdict.checked["bad_files"] == 1 and verdict.checked["dms_runs"] == 2
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (lambda s: s.events.pop(), "is missing"),
+    (lambda s: s.events.append(s.events[0]), "loaded 2 times"),
+    (lambda s: s.events.append((3, 0, "p3-0")), "comes from no good file"),
+    (lambda s: s.accounts.__setitem__(0, (s.accounts[0][0], 2, "old", 2)), "the highest version is"),
+    (lambda s: s.accounts.append(s.accounts[0]), "expected one"),
+    (lambda s: s.snapshot.pop(), "soak.snapshot (the last snapshot)"),
+    (lambda s: s.followup_log.append("atomic"), "step 'atomic' ran 2 times"),
+    (lambda s: s.file_status.update({"s3://soak-landing/events/0000001.csv": "BATCHED"}), "ledger status is BATCHED"),
+    (lambda s: s.jobs.__setitem__(1, dataclasses.replace(s.jobs[1], status=JobStatus.QUEUED)), "is still QUEUED"),
+    (lambda s: s.jobs.append(job([], JobStatus.FAILED, pipeline="soak_events")), "FAILED without a reason"),
+    (lambda s: s.jobs.append(dataclasses.replace(s.jobs[1], id="again")), "was loaded by 2 jobs"),
+    (lambda s: s.jobs.pop(5), "follow-up soak-atomic: 1 DMS runs made 0 jobs"),
+])
+def test_each_kind_of_damage_is_named(run, damage, expected):
+    files, runs, last, seen = run
+    damage(seen)
+    verdict = oracle.check(files, runs, last, seen)
+    assert not verdict.ok and any(expected in p for p in verdict.problems), verdict.problems
+
+
+def test_a_bad_file_must_be_named_by_a_failed_job(run):
+    files, runs, last, seen = run
+    seen.jobs[0] = dataclasses.replace(seen.jobs[0], load_errors=())
+    assert any("no failed job names it" in p for p in oracle.check(files, runs, last, seen).problems)
+
+
+def test_the_workload_is_seeded_and_bad_files_really_are_bad():
+    first = list(itertools.islice(oracle.workload(3, bad_rate=0.2, dms_every=5), 60))
+    assert first == list(itertools.islice(oracle.workload(3, bad_rate=0.2, dms_every=5), 60))
+    files = [x for x in first if isinstance(x, oracle.SoakFile)]
+    assert {f.pipeline for f in files} == {oracle.APPEND, oracle.UPSERT, oracle.REPLACE}
+    assert sum(isinstance(x, oracle.DmsRun) for x in first) == len(files) // 5
+    bad = next(f for f in files if f.bad)
+    assert b"not-a-number" in bad.body() and all(b"not-a-number" not in f.body() for f in files if not f.bad)
