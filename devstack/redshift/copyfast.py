@@ -18,8 +18,10 @@ Where the two parsers could disagree, and the check that sends such data to the 
 
 from __future__ import annotations
 
+import queue
 import re
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -30,6 +32,8 @@ from devstack.redshift.copyconvert import Column
 from devstack.redshift.copyopts import CopySpec
 
 CHUNK = 1 << 20
+PREFETCH = 4      # chunks read ahead of PostgreSQL
+TAIL = 64         # bytes of the previous chunk searched again with the next (a marker or a fraction split in two)
 NO_QUOTE = "\x01"
 _FAST_TYPES = frozenset({"int2", "int4", "int8", "numeric", "float4", "float8", "bool", "date", "timestamp",
                          "timestamptz", "varchar", "bpchar", "text"})
@@ -77,52 +81,109 @@ def plan(spec: CopySpec, qualified: pgsql.Composable, columns: list[Column]) -> 
 def load(conn: psycopg.Connection[Any], fast: FastPlan, objects: Sequence[Any],
          open_object: Callable[[Any], IO[bytes] | None], ignore_header: int) -> tuple[int, list[int]] | None:
     """Stream every file into PostgreSQL. Returns (rows, lines per file), or None when the
-    careful path must run (everything this attempt loaded is rolled back)."""
+    careful path must run (everything this attempt loaded is rolled back).
+
+    A thread reads, decompresses and checks the next chunks while this one waits on
+    PostgreSQL: the GET, zlib and PostgreSQL's parser then run side by side."""
     scale_check = re.compile(rb"\.\d{%d,}" % (fast.max_scale + 1)) if fast.max_scale is not None else None
     conn.execute("SAVEPOINT rs_copy_fast")
     lines: list[int] = []
+    chunks = _Prefetch(_chunks(objects, open_object, fast, scale_check, ignore_header, lines))
     try:
         with conn.cursor() as cur:
             with cur.copy(fast.statement) as pg_copy:
-                for obj in objects:
-                    stream = open_object(obj)
-                    if stream is None:  # an optional manifest entry that does not exist
-                        lines.append(0)
-                        continue
-                    with stream:
-                        lines.append(_send(stream, pg_copy, fast, scale_check, ignore_header))
+                for chunk in chunks:
+                    pg_copy.write(chunk)
             rows = cur.rowcount
     except Exception:  # PostgreSQL said no, a check failed, or the file is unreadable: be careful instead
+        chunks.close()
         conn.execute("ROLLBACK TO SAVEPOINT rs_copy_fast")
         return None
     conn.execute("RELEASE SAVEPOINT rs_copy_fast")
     return rows, lines
 
 
-def _send(stream: IO[bytes], pg_copy: Any, fast: FastPlan, scale_check: re.Pattern[bytes] | None,
-          ignore_header: int) -> int:
+class _Prefetch:
+    """Runs a generator in a thread, PREFETCH items ahead; its exception reaches the consumer."""
+
+    def __init__(self, items: Iterator[bytes]) -> None:
+        self._items = items
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(PREFETCH)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="copy prefetch", daemon=True)
+        self._thread.start()
+
+    def _produce(self) -> None:
+        try:
+            for item in self._items:
+                self._queue.put(("item", item))
+                if self._stop.is_set():
+                    return
+            self._queue.put(("end", None))
+        except BaseException as exc:
+            self._queue.put(("error", exc))
+        finally:
+            self._items.close()  # type: ignore[attr-defined]  # closes the open file, in this thread
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            kind, value = self._queue.get()
+            if kind == "end":
+                self._thread.join()
+                return
+            if kind == "error":
+                raise value
+            yield value
+
+    def close(self) -> None:
+        """The consumer gave up: let the producer finish (it may wait on a full queue)."""
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get(timeout=0.1)
+            except queue.Empty:
+                pass
+
+
+def _chunks(objects: Sequence[Any], open_object: Callable[[Any], IO[bytes] | None], fast: FastPlan,
+            scale_check: re.Pattern[bytes] | None, ignore_header: int, lines: list[int]) -> Iterator[bytes]:
+    for obj in objects:
+        stream = open_object(obj)
+        if stream is None:  # an optional manifest entry that does not exist
+            lines.append(0)
+            continue
+        with stream:
+            yield from _checked(stream, fast, scale_check, ignore_header, lines)
+
+
+def _checked(stream: IO[bytes], fast: FastPlan, scale_check: re.Pattern[bytes] | None, ignore_header: int,
+             lines: list[int]) -> Iterator[bytes]:
+    """One file's chunks, each checked; its line count goes to `lines` at the end."""
     skip, tail, count, last = ignore_header, b"", 0, b"\n"
     while chunk := stream.read(CHUNK):
         if skip:
             chunk, skip = _drop_lines(chunk, skip)
             if not chunk:
                 continue
-        window = tail + chunk  # markers split across two chunks are still seen
-        if _NULL_MARKER.search(window) or (fast.ascii_only and not chunk.isascii()):
+        edge = tail + chunk[:TAIL]  # a marker split across two chunks is still seen
+        if b"\\" in chunk or b"\\" in edge:
+            if _NULL_MARKER.search(chunk) or _NULL_MARKER.search(edge):
+                raise Fallback()
+        if fast.ascii_only and not chunk.isascii():
             raise Fallback()
-        if scale_check is not None and scale_check.search(window):
+        if scale_check is not None and (scale_check.search(chunk) or scale_check.search(edge)):
             raise Fallback()
         if fast.text_format and NO_QUOTE.encode() in chunk:
             raise Fallback()
         if fast.text_format and b"\r" in chunk:
             raise Fallback()  # TEXT keeps a CR as data; PostgreSQL's CSV parser ends the line there
-        pg_copy.write(chunk)
         count += chunk.count(b"\n")
-        tail, last = window[-16:], chunk[-1:]
+        tail, last = chunk[-TAIL:], chunk[-1:]
+        yield chunk
     if last != b"\n":  # a final line without a newline still counts (and needs one for PostgreSQL)
-        pg_copy.write(b"\n")
         count += 1
-    return count
+        yield b"\n"
+    lines.append(count)
 
 
 def _drop_lines(chunk: bytes, n: int) -> tuple[bytes, int]:
