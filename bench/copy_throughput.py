@@ -1,13 +1,16 @@
 """COPY throughput of devstack's Redshift against a plain PostgreSQL COPY of the same rows.
 
-Generates N rows (id, name, amount, day, ts) as one gzipped CSV in the local S3, then:
-  1. COPY through the Data API emulator (list, stream, decompress, check every value, load);
-  2. the baseline: psycopg `COPY ... FROM STDIN (FORMAT csv)` of the same decompressed bytes
-     straight into PostgreSQL (no S3, no checks);
-and prints wall time, rows/s, the ratio, and the process's peak RSS growth during the COPY
-(the emulator streams, so it should stay flat whatever N is).
+Generates N rows of mixed types (bigint, varchar with quoted commas, decimal, date, timestamp,
+boolean, an integer that is empty one time in ten) as gzipped CSV in the local S3, then, --reps
+times, interleaved:
+  (a) COPY through the Data API emulator (list, GET, decompress, checks, PostgreSQL's CSV parser);
+  (b) the baseline: psycopg `COPY ... FROM STDIN (FORMAT csv)` of the same rows, already
+      decompressed in memory, straight into PostgreSQL (no S3, no gzip, no checks);
+and prints the median rows/s of each, the ratio (a)/(b), and the emulator's peak RSS growth during
+(a) for every size: COPY streams, so it should not grow with N. moto runs in its own process.
+--careful also times the careful path once (MAXERROR: every value checked in Python; slow).
 
-    .venv/bin/python bench/copy_throughput.py [--rows 1000000] [--files 1]
+    .venv/bin/python bench/copy_throughput.py [--sizes 250000,1000000] [--reps 5] [--files 1] [--careful]
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ import io
 import logging
 import os
 import random
-import resource
+import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -32,56 +36,42 @@ for _key, _value in (("AWS_ACCESS_KEY_ID", "devstack"), ("AWS_SECRET_ACCESS_KEY"
 import boto3  # noqa: E402
 import psycopg  # noqa: E402
 
+from bench.unload_throughput import RssPeak  # noqa: E402
 from devstack.redshift import RedshiftEmulator  # noqa: E402
 from devstack.redshift.postgres import PostgresServer  # noqa: E402
 
-DDL = "CREATE TABLE bench_rows (id BIGINT, name VARCHAR(40), amount DECIMAL(12,2), day DATE, ts TIMESTAMP)"
+COLUMNS = "(id BIGINT, name VARCHAR(40), amount DECIMAL(12,2), day DATE, ts TIMESTAMP, flag BOOLEAN, qty INTEGER)"
 
 
 def generate(rows: int, seed: int = 7) -> bytes:
     rnd = random.Random(seed)
     out = io.StringIO()
     for i in range(rows):
+        qty = "" if i % 10 == 0 else str(rnd.randrange(-500, 500))
         out.write(f'{i},"name {rnd.randrange(10**6)}, x",{rnd.randrange(10**7) / 100:.2f},'
-                  f"2026-{1 + i % 12:02d}-{1 + i % 28:02d},2026-01-01 {i % 24:02d}:{i % 60:02d}:{i % 60:02d}\n")
+                  f"2026-{1 + i % 12:02d}-{1 + i % 28:02d},2026-01-01 {i % 24:02d}:{i % 60:02d}:{i % 60:02d},"
+                  f"{'tf'[i % 2]},{qty}\n")
     return out.getvalue().encode()
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--sizes", default="250000,1000000", help="row counts, comma-separated")
+    parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--files", type=int, default=1, help="split the rows over this many objects")
+    parser.add_argument("--careful", action="store_true", help="also time the careful path")
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    from moto.server import ThreadedMotoServer
+    from devstack.motoserver import MotoProcess
 
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    moto = MotoProcess()
+    s3 = boto3.client("s3", endpoint_url=moto.url, region_name="us-east-1")
     s3.create_bucket(Bucket="bench")
-    print(f"generating {args.rows:,} rows in {args.files} gzipped CSV object(s) ...", flush=True)
-    raw = generate(args.rows)
-    lines = raw.splitlines(keepends=True)
-    per = -(-len(lines) // args.files)
-    gz_bytes = 0
-    for f in range(args.files):
-        body = gzip.compress(b"".join(lines[f * per:(f + 1) * per]), compresslevel=6)
-        gz_bytes += len(body)
-        s3.put_object(Bucket="bench", Key=f"rows/part-{f:04d}.csv.gz", Body=body)
-    del lines
-    print(f"  {len(raw) / 2**20:.1f} MiB raw, {gz_bytes / 2**20:.1f} MiB gzipped")
-
-    with PostgresServer() as pg, RedshiftEmulator(pg.dsn, s3_endpoint=endpoint, events_endpoint=endpoint,
+    with PostgresServer() as pg, RedshiftEmulator(pg.dsn, s3_endpoint=moto.url, events_endpoint=moto.url,
                                                   namespace="bench") as rs:
         client = boto3.client("redshift-data", endpoint_url=rs.url, region_name="us-east-1")
 
-        def run(sql: str, timeout: float = 3600) -> dict:
+        def run(sql: str, timeout: float = 3600) -> dict[str, Any]:
             sid = client.execute_statement(WorkgroupName="bench", Database="dev", Sql=sql)["Id"]
             deadline = time.monotonic() + timeout
             while True:
@@ -92,57 +82,64 @@ def main() -> None:
                     return desc
                 if time.monotonic() > deadline:
                     raise SystemExit("timed out")
-                time.sleep(0.02)
-
-        run(DDL)
-        rss_before = peak_rss_mb()
-        t0 = time.perf_counter()
-        desc = run("COPY bench_rows FROM 's3://bench/rows/part-' IAM_ROLE default CSV GZIP")
-        emulated = time.perf_counter() - t0
-        rss_growth = peak_rss_mb() - rss_before
-        assert desc["ResultRows"] == args.rows, desc["ResultRows"]
-        # MAXERROR forces the careful path (every value checked in Python, Redshift's error rows).
-        run("CREATE TABLE careful_rows (LIKE bench_rows)")
-        t0 = time.perf_counter()
-        desc = run("COPY careful_rows FROM 's3://bench/rows/part-' IAM_ROLE default CSV GZIP MAXERROR 10")
-        careful = time.perf_counter() - t0
-        assert desc["ResultRows"] == args.rows, desc["ResultRows"]
-
-        t0 = time.perf_counter()
-        run("UNLOAD ('SELECT * FROM bench_rows') TO 's3://bench/out/csv_' IAM_ROLE default CSV")
-        unload_csv = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        run("UNLOAD ('SELECT * FROM bench_rows') TO 's3://bench/out/json_' IAM_ROLE default JSON")
-        unload_json = time.perf_counter() - t0
+                time.sleep(0.01)
 
         with psycopg.connect(rs.database_dsn("workgroup:bench", "dev"), autocommit=True) as conn:
-            t0 = time.perf_counter()
-            out_bytes = 0
-            with conn.cursor() as cur, cur.copy("COPY bench_rows TO STDOUT (FORMAT csv)") as copy_out:
-                for data in copy_out:
-                    out_bytes += len(data)
-            unload_direct = time.perf_counter() - t0
-            conn.execute("CREATE TABLE baseline (LIKE bench_rows)")
-            t0 = time.perf_counter()
-            with conn.cursor() as cur, cur.copy("COPY baseline FROM STDIN (FORMAT csv)") as copy:
-                for start in range(0, len(raw), 1 << 20):
-                    copy.write(raw[start:start + (1 << 20)])
-            direct = time.perf_counter() - t0
-            loaded = conn.execute("SELECT count(*) FROM baseline").fetchone()[0]  # type: ignore[index]
-            assert loaded == args.rows, loaded
+            for rows in [int(s) for s in args.sizes.split(",")]:
+                raw = generate(rows)
+                lines = raw.splitlines(keepends=True)
+                per = -(-len(lines) // args.files)
+                gz_bytes = 0
+                for f in range(args.files):
+                    body = gzip.compress(b"".join(lines[f * per:(f + 1) * per]), compresslevel=6)
+                    gz_bytes += len(body)
+                    s3.put_object(Bucket="bench", Key=f"rows{rows}/part-{f:04d}.csv.gz", Body=body)
+                del lines
+                print(f"\n{rows:,} rows: {len(raw) / 2**20:.1f} MiB raw, {gz_bytes / 2**20:.1f} MiB gzipped in "
+                      f"{args.files} object(s); {args.reps} runs each (medians) ...", flush=True)
+                source = f"'s3://bench/rows{rows}/part-' IAM_ROLE default CSV GZIP"
+                emulated: list[float] = []
+                direct: list[float] = []
+                peak = 0
+                for _ in range(args.reps):
+                    run("DROP TABLE IF EXISTS bench_rows")
+                    run(f"CREATE TABLE bench_rows {COLUMNS}")
+                    with RssPeak() as rss:
+                        t0 = time.perf_counter()
+                        desc = run(f"COPY bench_rows FROM {source}")
+                        emulated.append(time.perf_counter() - t0)
+                    peak = max(peak, rss.peak)
+                    assert desc["ResultRows"] == rows, desc["ResultRows"]
+                    conn.execute("DROP TABLE IF EXISTS baseline")
+                    conn.execute(f"CREATE TABLE baseline {COLUMNS}")
+                    t0 = time.perf_counter()
+                    with conn.cursor() as cur, cur.copy("COPY baseline FROM STDIN (FORMAT csv)") as copy:
+                        for start in range(0, len(raw), 1 << 20):
+                            copy.write(raw[start:start + (1 << 20)])
+                    direct.append(time.perf_counter() - t0)
+                    loaded = conn.execute("SELECT count(*) FROM baseline").fetchone()[0]  # type: ignore[index]
+                    assert loaded == rows, loaded
+                careful = 0.0
+                if args.careful:  # MAXERROR forces the careful path (every value checked in Python)
+                    run("DROP TABLE IF EXISTS careful_rows")
+                    run(f"CREATE TABLE careful_rows {COLUMNS}")
+                    t0 = time.perf_counter()
+                    desc = run(f"COPY careful_rows FROM {source} MAXERROR 10")
+                    careful = time.perf_counter() - t0
+                    assert desc["ResultRows"] == rows, desc["ResultRows"]
+                a, b = statistics.median(emulated), statistics.median(direct)
+                print(f"(a) devstack COPY, fast path:     {a:6.2f} s  {rows / a:>11,.0f} rows/s   "
+                      f"(runs: {', '.join(f'{t:.2f}' for t in emulated)})")
+                print(f"(b) PostgreSQL COPY FROM STDIN:   {b:6.2f} s  {rows / b:>11,.0f} rows/s   "
+                      f"(runs: {', '.join(f'{t:.2f}' for t in direct)})")
+                print(f"ratio (a)/(b):                    {b / a:6.2f}   (target >= 0.8; per run: "
+                      f"{', '.join(f'{y / x:.2f}' for x, y in zip(emulated, direct))})")
+                if careful:
+                    print(f"    devstack COPY, careful path:  {careful:6.2f} s  {rows / careful:>11,.0f} rows/s   "
+                          f"(ratio {b / careful:.2f})")
+                print(f"peak RSS growth during (a):       {peak / 2**20:6.1f} MiB  (input {len(raw) / 2**20:.0f} MiB raw)")
+                del raw
     moto.stop()
-
-    print(f"(a) devstack COPY, fast path:       {emulated:6.2f} s  {args.rows / emulated:>12,.0f} rows/s")
-    print(f"    devstack COPY, careful path:    {careful:6.2f} s  {args.rows / careful:>12,.0f} rows/s")
-    print(f"(b) PostgreSQL COPY FROM STDIN:     {direct:6.2f} s  {args.rows / direct:>12,.0f} rows/s")
-    print(f"rows/s ratio (a)/(b):               {direct / emulated:6.2f}   (target >= 0.8; careful: "
-          f"{direct / careful:.2f})")
-    print(f"(a) devstack UNLOAD CSV to S3:      {unload_csv:6.2f} s  {args.rows / unload_csv:>12,.0f} rows/s")
-    print(f"    devstack UNLOAD JSON to S3:     {unload_json:6.2f} s  {args.rows / unload_json:>12,.0f} rows/s")
-    print(f"(b) PostgreSQL COPY TO STDOUT:      {unload_direct:6.2f} s  {args.rows / unload_direct:>12,.0f} rows/s")
-    print(f"rows/s ratio UNLOAD (a)/(b):        {unload_direct / unload_csv:6.2f}   (JSON: {unload_direct / unload_json:.2f})")
-    print(f"peak RSS growth during the COPY:    {max(0.0, rss_growth):6.1f} MiB "
-          f"(input {len(raw) / 2**20:.0f} MiB raw)")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
-"""UNLOAD throughput of devstack's Redshift: wall time and rows/s per format.
+"""UNLOAD throughput of devstack's Redshift: rows/s per format, against PostgreSQL's own COPY TO STDOUT.
 
 Fills a table with N rows (id, name, amount, day, ts, flag) by generate_series, then times
-UNLOAD through the Data API emulator (execute + poll, as a client sees it) into moto's S3:
-CSV GZIP and PARQUET (the headline pair), plus TEXT, JSON and a partitioned CSV, against the
-baseline of a bare PostgreSQL `COPY (query) TO STDOUT (FORMAT csv)` read by psycopg.
-Prints the bytes written and this process's peak RSS growth (the emulator's; moto runs in its
-own process, as it keeps every object in memory). UNLOAD streams, so it should stay small.
+UNLOAD through the Data API emulator (execute + poll, as a client sees it) into moto's S3, for
+each format, against the baseline of a bare `COPY (SELECT * FROM bench_rows) TO STDOUT (FORMAT
+csv)` read with psycopg's Copy iterator in the same run. Every case runs --reps times, interleaved
+with the baseline (the machine may be shared: medians, not means). For each size it prints the
+median wall time, rows/s, the ratio to the baseline, and the emulator's peak RSS growth during
+the case (sampled; moto runs in its own process, as it keeps every object in memory): UNLOAD
+streams, so that should not grow with N. The last line is moto alone storing the CSV output in
+one PUT, for scale: part of every UNLOAD's time is spent in moto, not in the emulator.
 
-    .venv/bin/python bench/unload_throughput.py [--rows 1000000] [--only "CSV GZIP"]
+    .venv/bin/python bench/unload_throughput.py [--sizes 250000,1000000] [--reps 3] [--only CSV]
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import resource
+import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -40,35 +44,60 @@ SELECT g::bigint AS id, 'name ' || (g * 7919 % 1000003) || ', x' AS name,
        TIMESTAMP '2026-01-01' + g * INTERVAL '1 second' AS ts,
        g % 3 = 0 AS flag
 FROM generate_series(1::bigint, {rows}) AS g"""
+BASELINE = "COPY (SELECT * FROM bench_rows) TO STDOUT (FORMAT csv)"
 CASES = {
+    "CSV": "CSV",
     "CSV GZIP": "CSV GZIP",
     "PARQUET": "FORMAT AS PARQUET",
-    "CSV": "CSV",
     "TEXT": "",
+    "TEXT ESCAPE": "ESCAPE",
     "JSON": "FORMAT JSON",
     "CSV PARTITION BY (flag)": "CSV PARTITION BY (flag)",
 }
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+class RssPeak:
+    """The process's resident set, sampled every few ms: peak growth over a block of code."""
+
+    def __init__(self) -> None:
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self.peak = 0
+
+    def rss(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self._page
+
+    def __enter__(self) -> RssPeak:
+        self._start, self.peak, self._stop = self.rss(), 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self.rss() - self._start)
+
+    def __exit__(self, *_: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss() - self._start)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--sizes", default="250000,1000000", help="row counts, comma-separated")
+    parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--only", action="append", choices=list(CASES), help="run only these cases")
     args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    cases = {k: v for k, v in CASES.items() if not args.only or k in args.only}
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     from devstack.motoserver import MotoProcess
 
-    # moto in its own process: it keeps every object in memory, which would hide the UNLOAD's own RSS.
     moto = MotoProcess()
-    endpoint = moto.url
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    s3 = boto3.client("s3", endpoint_url=moto.url, region_name="us-east-1")
     s3.create_bucket(Bucket="bench")
-    results: list[tuple[str, float, int, int]] = []
-    with PostgresServer() as pg, RedshiftEmulator(pg.dsn, s3_endpoint=endpoint, events_endpoint=endpoint,
+    with PostgresServer() as pg, RedshiftEmulator(pg.dsn, s3_endpoint=moto.url, events_endpoint=moto.url,
                                                   namespace="bench") as rs:
         client = boto3.client("redshift-data", endpoint_url=rs.url, region_name="us-east-1")
 
@@ -85,35 +114,57 @@ def main() -> None:
                     raise SystemExit("timed out")
                 time.sleep(0.01)
 
-        print(f"filling bench_rows with {args.rows:,} rows ...", flush=True)
-        run(FILL.format(rows=args.rows))
-        rss_before = peak_rss_mb()
-        for n, (label, options) in enumerate(CASES.items()):
-            if args.only and label not in args.only:
-                continue
-            prefix = f"out/{n}/"
-            t0 = time.perf_counter()
-            desc = run(f"UNLOAD ('SELECT * FROM bench_rows') TO 's3://bench/{prefix}' IAM_ROLE default {options}")
-            took = time.perf_counter() - t0
-            assert desc["ResultRows"] == args.rows, (label, desc["ResultRows"])
-            objects = [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket="bench", Prefix=prefix)
-                       for o in page.get("Contents", [])]
-            results.append((label, took, sum(o["Size"] for o in objects), len(objects)))
-        rss_growth = peak_rss_mb() - rss_before
+        def objects(prefix: str) -> list[dict[str, Any]]:
+            return [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket="bench", Prefix=prefix)
+                    for o in page.get("Contents", [])]
 
         with psycopg.connect(rs.database_dsn("workgroup:bench", "dev"), autocommit=True) as conn:
-            t0 = time.perf_counter()
-            with conn.cursor() as cur, cur.copy("COPY (SELECT * FROM bench_rows) TO STDOUT (FORMAT csv)") as out:
-                raw_bytes = sum(len(data) for data in out)
-            baseline = time.perf_counter() - t0
+            for rows in sizes:
+                print(f"\n{rows:,} rows, {args.reps} runs each (medians) ...", flush=True)
+                run("DROP TABLE IF EXISTS bench_rows")
+                run(FILL.format(rows=rows))
+                for label, options in cases.items():  # warm up: imports (pyarrow) are not the UNLOAD's memory
+                    run(f"UNLOAD ('SELECT * FROM bench_rows WHERE id <= 1000') TO 's3://bench/warm/' IAM_ROLE default "
+                        f"{options} ALLOWOVERWRITE")
+                s3.delete_objects(Bucket="bench", Delete={"Objects": [{"Key": o["Key"]} for o in objects("warm/")]})
+                baseline: list[float] = []
+                times: dict[str, list[float]] = {label: [] for label in cases}
+                peaks: dict[str, int] = {label: 0 for label in cases}
+                sizes_out: dict[str, tuple[int, int]] = {}
+                for rep in range(args.reps):
+                    t0 = time.perf_counter()
+                    with conn.cursor() as cur, cur.copy(BASELINE) as out:
+                        csv_bytes = sum(len(data) for data in out)
+                    baseline.append(time.perf_counter() - t0)
+                    for label, options in cases.items():
+                        prefix = f"out/{rows}/{rep}/{label.replace(' ', '_')}/"
+                        with RssPeak() as rss:
+                            t0 = time.perf_counter()
+                            desc = run(f"UNLOAD ('SELECT * FROM bench_rows') TO 's3://bench/{prefix}' "
+                                       f"IAM_ROLE default {options}")
+                            times[label].append(time.perf_counter() - t0)
+                        assert desc["ResultRows"] == rows, (label, desc["ResultRows"])
+                        peaks[label] = max(peaks[label], rss.peak)
+                        written = objects(prefix)
+                        sizes_out[label] = (sum(o["Size"] for o in written), len(written))
+                        s3.delete_objects(Bucket="bench", Delete={"Objects": [{"Key": o["Key"]} for o in written]})
+                base = statistics.median(baseline)
+                print(f"{'case':31} {'median s':>8} {'rows/s':>11} {'ratio':>6} {'MiB out':>8} {'objects':>7} "
+                      f"{'peak RSS +MiB':>13}")
+                for label in cases:
+                    took = statistics.median(times[label])
+                    size, count = sizes_out[label]
+                    print(f"UNLOAD {label:24} {took:8.2f} {rows / took:11,.0f} {base / took:6.2f} "
+                          f"{size / 2**20:8.1f} {count:7d} {peaks[label] / 2**20:13.1f}")
+                print(f"{'PostgreSQL COPY TO STDOUT':31} {base:8.2f} {rows / base:11,.0f} {1:6.2f} "
+                      f"{csv_bytes / 2**20:8.1f}       -             -   (psycopg, no S3)")
+                body = b"x" * csv_bytes
+                t0 = time.perf_counter()
+                s3.put_object(Bucket="bench", Key="floor", Body=body)
+                print(f"moto alone storing {csv_bytes / 2**20:.0f} MiB in one PUT: {time.perf_counter() - t0:.2f} s")
+                s3.delete_object(Bucket="bench", Key="floor")
+                del body
     moto.stop()
-
-    print(f"{'case':31} {'wall s':>7} {'rows/s':>12} {'MiB out':>8} {'objects':>7}")
-    for label, took, size, count in results:
-        print(f"UNLOAD {label:24} {took:7.2f} {args.rows / took:12,.0f} {size / 2**20:8.1f} {count:7d}")
-    print(f"{'PostgreSQL COPY TO STDOUT':31} {baseline:7.2f} {args.rows / baseline:12,.0f} "
-          f"{raw_bytes / 2**20:8.1f}       -   (no S3, no formatting)")
-    print(f"peak RSS growth during the UNLOADs: {max(0.0, rss_growth):.1f} MiB")
 
 
 if __name__ == "__main__":
