@@ -45,6 +45,11 @@ def credential_problems(data: dict[str, Any], source: str) -> list[CatalogProble
     return problems
 
 
+def looks_like_credential(name: str, value: Any) -> str | None:
+    """Why a setting called `name` holding `value` looks like a credential, or None (for other config files)."""
+    return _why_field(name) or _why_value(value)
+
+
 def _why_field(field: str) -> str | None:
     last = field.rsplit(".", 1)[-1].lower().replace("-", "_")
     if _CREDENTIAL_FIELD.search(last):

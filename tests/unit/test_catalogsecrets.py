@@ -150,3 +150,19 @@ def test_a_secret_whose_name_mentions_credentials_is_fine() -> None:
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rs-credentials-XYZ"
     w = parse_catalog(warehouse(f'secret_arn = "{arn}"') + LOAD, "pipelines.toml").warehouses["main"]
     assert w.secret_arn == arn
+
+
+def test_the_chalice_config_sets_no_credential_as_an_environment_variable() -> None:
+    """Stage variables end up in each Lambda's configuration, readable by anyone who may view it."""
+    import json
+    from pathlib import Path
+
+    from chalicelib.catalogsecrets import looks_like_credential
+
+    config = json.loads((Path(__file__).resolve().parents[2] / ".chalice" / "config.json").read_text())
+    layers = [config, *config.get("lambda_functions", {}).values()]
+    for stage in config["stages"].values():
+        layers += [stage, *stage.get("lambda_functions", {}).values()]
+    variables = [(k, v) for layer in layers for k, v in layer.get("environment_variables", {}).items()]
+    assert variables and not [(k, looks_like_credential(k, v)) for k, v in variables if looks_like_credential(k, v)]
+    assert looks_like_credential("AWS_SECRET_ACCESS_KEY", "x") and looks_like_credential("X", KEY_ID)
