@@ -50,6 +50,8 @@ class BlockSource:
         else:  # text: the column ends at the first delimiter that no backslash escapes
             i = 0
             while row[i:i + 1] != self.delimiter:
+                if i >= len(row):
+                    raise RuntimeError("UNLOAD PARTITION BY: a partition's first row without its partition column")
                 i += 2 if row[i:i + 1] == b"\\" else 1
             extra, rest = pg_text_decoder()(row[:i]), row[i + 1:]
         return json.loads(extra.decode("utf-8")[1:]), rest
