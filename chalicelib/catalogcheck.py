@@ -46,7 +46,8 @@ LOAD_FIELDS: dict[str, tuple[str, bool]] = {
     "name": ("str", True), "warehouse": ("str", True), "bucket": ("str", True), "prefix": ("str", False),
     "suffix": ("str", False), "table": ("str", True), "format": ("str", True), "options": ("strs", False),
     "mode": ("str", False), "keys": ("idents", False), "order_by": ("ident", False), "columns": ("idents", False),
-    "post_load": ("stmts", False), "batch": ("table", False), "enabled": ("bool", False)}
+    "post_load": ("stmts", False), "batch": ("table", False), "enabled": ("bool", False),
+    "allow_new_columns": ("bool", False)}
 FOLLOWUP_FIELDS: dict[str, tuple[str, bool]] = {
     "name": ("str", True), "warehouse": ("str", True), "task": ("str", True), "stop_reasons": ("strs", False),
     "steps": ("stmts", True), "wait_for": ("strs", False), "atomic": ("bool", False)}
@@ -298,6 +299,14 @@ class Checker:
             if len(post_load) > room:
                 self.add(sec, name, "post_load", f"{len(post_load)} statements leave no room in one batch of "
                                                  f"{sql.MAX_BATCH_STATEMENTS} (at most {room} with mode '{mode}')")
+            if f.get("allow_new_columns"):
+                has_header = any(o.keyword == "IGNOREHEADER" and o.argument not in (None, "0") for o in options)
+                if fmt != "csv" or not has_header:
+                    self.add(sec, name, "allow_new_columns", "needs a header row to name the new columns: "
+                                                             "format 'csv' with IGNOREHEADER 1")
+                elif columns:
+                    self.add(sec, name, "allow_new_columns", "cannot be combined with 'columns' (the header, "
+                                                             "not a fixed list, says which columns a file has)")
             batch = self.batch(sec, name, f.get("batch", {}))
             if None in (name, table_name, fmt) or "warehouse" not in f or "bucket" not in f:
                 continue  # already reported; nothing sensible to build
@@ -306,7 +315,8 @@ class Checker:
                                     prefix=f.get("prefix", ""), suffix=f.get("suffix"), table=table_name,
                                     format=fmt, options=options, mode=mode, keys=tuple(keys), order_by=order_by,
                                     columns=tuple(columns) if columns else None, post_load=tuple(post_load),
-                                    batch=batch, enabled=f.get("enabled", True)))
+                                    batch=batch, enabled=f.get("enabled", True),
+                                    allow_new_columns=f.get("allow_new_columns", False)))
         return out
 
     def options(self, sec: str, name: str | None, texts: Sequence[str], fmt: str | None) -> tuple[CopyOption, ...]:

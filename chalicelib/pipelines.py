@@ -81,6 +81,7 @@ class LoadPipeline:
     post_load: tuple[str, ...]
     batch: BatchLimits
     enabled: bool = True
+    allow_new_columns: bool = False   # a CSV header naming new columns adds them (nullable) before loading
 
     def accepts(self, key: str) -> bool:
         return key.startswith(self.prefix) and (self.suffix is None or key.endswith(self.suffix))
@@ -214,7 +215,7 @@ class Catalog:
                     "suffix": p.suffix, "table": p.table.qualified, "format": p.format,
                     "options": [o.text for o in p.options], "mode": p.mode, "keys": list(p.keys),
                     "order_by": p.order_by, "columns": list(p.columns) if p.columns is not None else None,
-                    "post_load": list(p.post_load), "enabled": p.enabled,
+                    "post_load": list(p.post_load), "enabled": p.enabled, "allow_new_columns": p.allow_new_columns,
                     "batch": {"max_files": p.batch.max_files, "max_bytes": p.batch.max_bytes,
                               "max_seconds": p.batch.max_seconds}}
 

@@ -34,7 +34,8 @@ def manifest_key(job_id: str, part: int | None = None) -> str:
 
 
 def build_load_plan(job: Job, pipeline: LoadPipeline, warehouse: Warehouse, *, storage: StoragePort,
-                    manifest_bucket: str, target_columns: list[str] | None) -> Plan:
+                    manifest_bucket: str, target_columns: list[str] | None,
+                    file_columns: list[str] | None = None, before: list[str] | None = None) -> Plan:
     files = _unique(job.files)
     if pipeline.mode == "upsert":
         # Latest file wins: order by when S3 says each was written, not by when its event was processed.
@@ -58,6 +59,8 @@ def build_load_plan(job: Job, pipeline: LoadPipeline, warehouse: Warehouse, *, s
         manifest_url=manifest_url,
         staging_name=staging_name(job.id),
         target_columns=target_columns,
+        file_columns=file_columns,
+        before=before or (),
     )
     return Plan(tuple(statements))
 

@@ -184,6 +184,10 @@ def function_policy(function: str, settings: Settings, catalog: Catalog, *, xray
             # ListBucket unconditioned: without it a missing key's HEAD is 403, not the 404 we report.
             out.append(_stmt(f"ListBucket{tag}", ["s3:ListBucket"], [f"arn:aws:s3:::{bucket}"]))
             out.append(_stmt(f"ReadObjects{tag}", ["s3:GetObject"], [f"arn:aws:s3:::{bucket}/{p}*" for p in prefixes]))
+    if function == "worker":  # schema drift: the worker reads the header row of CSV files with one
+        headed = sorted({(p.bucket, p.prefix) for p in catalog.loads if has_header(p)})
+        if headed:
+            out.append(_stmt("ReadFileHeaders", ["s3:GetObject"], [f"arn:aws:s3:::{b}/{p}*" for b, p in headed]))
     if function in MOVE_S3:
         out += move_bucket_statements(catalog)
     if function == "dms":  # why a task stopped, when the event is ambiguous
@@ -191,6 +195,11 @@ def function_policy(function: str, settings: Settings, catalog: Catalog, *, xray
     if xray:
         out.append(_stmt("Tracing", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"]))
     return {"Version": "2012-10-17", "Statement": out}
+
+
+def has_header(p: Any) -> bool:
+    """A CSV load with a header row: its files' headers are checked against the table."""
+    return p.format == "csv" and any(o.keyword == "IGNOREHEADER" and o.argument not in (None, "0") for o in p.options)
 
 
 def move_bucket_statements(catalog: Catalog) -> list[Policy]:

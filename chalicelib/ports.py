@@ -160,6 +160,9 @@ class StoragePort(Protocol):
 
     def list(self, bucket: str, prefix: str) -> Iterable[FileRef]: ...
 
+    def read_head(self, bucket: str, key: str, size: int) -> bytes:
+        """The first `size` bytes of an object (a file's header row)."""
+
     def get_text(self, bucket: str, key: str) -> str | None:
         """A small object's text (a manifest, a report); None if there is no such object."""
 

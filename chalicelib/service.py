@@ -17,6 +17,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from chalicelib import logs, tracing
+from chalicelib.drift import HEAD_BYTES, NEW_COLUMN_TYPE, DriftError, plan_columns
 from chalicelib.events import FileEvent, StatementEvent
 from chalicelib.jobs import MOVE_KINDS, FileRef, Job, JobKind, JobStatus, LoadError, is_retryable_error, new_job_id
 from chalicelib.outcomes import first_error, is_transient, load_error_from_row, requeue_delay
@@ -26,6 +27,7 @@ from chalicelib.ports import (Clock, LedgerPort, NotifierPort, OpenBatch, QueueP
                               WarehousePort)
 from chalicelib.settings import Settings
 from chalicelib.sql import max_files_per_job, render_call, render_load_errors_query, render_stl_load_errors_query
+from chalicelib.sql_moves import render_add_column
 
 TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 IN_FLIGHT = frozenset({JobStatus.SUBMITTED, JobStatus.RUNNING})
@@ -276,10 +278,30 @@ class Service:
             return self.catalog.warehouse_for(followup), steps if followup.atomic else [steps[job.step]]
         pipeline = self.catalog.load(job.pipeline)
         warehouse = self.catalog.warehouse_for(pipeline)
-        columns = self._table_columns(pipeline) if pipeline.mode == "upsert" else None
+        file_columns, added = self._check_header(job, pipeline)
+        columns = self._table_columns(pipeline) + added if pipeline.mode == "upsert" else None
         plan = build_load_plan(job, pipeline, warehouse, storage=self.storage,
-                               manifest_bucket=self.settings.manifest_bucket, target_columns=columns)
+                               manifest_bucket=self.settings.manifest_bucket, target_columns=columns,
+                               file_columns=file_columns,
+                               before=[render_add_column(pipeline.table, c, NEW_COLUMN_TYPE) for c in added])
         return warehouse, list(plan.sqls)
+
+    def _check_header(self, job: Job, pipeline: LoadPipeline) -> tuple[list[str] | None, list[str]]:
+        """Schema drift: compare the files' CSV header with the table before loading (chalicelib/drift.py)."""
+        header_rows = next((o.argument for o in pipeline.options if o.keyword == "IGNOREHEADER"), None)
+        if pipeline.format != "csv" or header_rows in (None, "0"):
+            return None, []
+        options = {o.keyword: o.argument for o in pipeline.options}
+        compression = next((k for k in ("GZIP", "BZIP2", "ZSTD") if k in options), None)
+        # Fresh, not the container's cache: another container may have added a column since.
+        self._columns.pop((pipeline.warehouse, pipeline.table.qualified), None)
+        try:
+            return plan_columns(job.files, lambda f: self.storage.read_head(f.bucket, f.key, HEAD_BYTES),
+                                table=pipeline.table.qualified, expected=self._table_columns(pipeline),
+                                compression=compression, delimiter=options.get("DELIMITER") or ",",
+                                quote=options.get("QUOTE") or '"', allow_new_columns=pipeline.allow_new_columns)
+        except DriftError as exc:
+            raise JobFailure(str(exc)) from None
 
     def _submit(self, job: Job) -> WorkerResult:
         try:

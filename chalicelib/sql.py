@@ -246,18 +246,22 @@ def max_files_per_job(p: LoadPipeline) -> int:
 
 def render_load_plan(p: LoadPipeline, *, iam_role: str, files: Sequence[str], manifest_url: str | None,
                      staging_name: str, target_columns: Sequence[str] | None,
-                     per_file_manifests: bool | None = None) -> list[str]:
+                     per_file_manifests: bool | None = None, file_columns: Sequence[str] | None = None,
+                     before: Sequence[str] = ()) -> list[str]:
     """The statements of one BatchExecuteStatement (one transaction) loading `files` into `p.table`.
 
     `files` are s3 urls, oldest first. Append/replace read `manifest_url` when given, else
     the single file. Upsert copies file by file (so the latest file wins) into a temp
     staging table named `staging_name` (already quoted), from each url of `files`; a url
     ending in `.manifest` is read as a manifest (override with `per_file_manifests`).
+    `file_columns` (the files' header, checked against the table) is the COPY column list when
+    given; `before` runs right after the LOCK (columns a drifted file adds).
     """
     if not files and manifest_url is None:
         raise ValueError(f"pipeline '{p.name}': a load plan needs at least one file")
     target = qualified(p.table)
-    statements = [f"LOCK {target}"]  # first: serializes writers, avoids serializable-isolation error 1023
+    statements = [f"LOCK {target}", *before]  # LOCK first: serializes writers, avoids isolation error 1023
+    copy_columns = file_columns if file_columns is not None else p.columns
 
     def copy(into: TableName | str, url: str, manifest: bool, columns: Sequence[str] | None) -> str:
         return render_copy(into, url, iam_role=iam_role, fmt=p.format, options=p.options, manifest=manifest,
@@ -270,13 +274,13 @@ def render_load_plan(p: LoadPipeline, *, iam_role: str, files: Sequence[str], ma
         if p.mode == "replace":
             statements.append(f"DELETE FROM {target}")  # never TRUNCATE: it commits the transaction
         if manifest_url is not None:
-            statements.append(copy(p.table, manifest_url, True, p.columns))
+            statements.append(copy(p.table, manifest_url, True, copy_columns))
         elif len(files) == 1:
-            statements.append(copy(p.table, files[0], is_manifest(files[0]), p.columns))
+            statements.append(copy(p.table, files[0], is_manifest(files[0]), copy_columns))
         else:
             raise ValueError(f"pipeline '{p.name}': {len(files)} files need a manifest_url (one COPY per load)")
     elif p.mode == "upsert":
-        statements += _upsert(p, target, files, staging_name, target_columns, copy, is_manifest)
+        statements += _upsert(p, target, files, staging_name, target_columns, copy, is_manifest, file_columns)
     else:
         raise ValueError(f"pipeline '{p.name}': unknown mode {p.mode!r}")
     statements += list(p.post_load)
@@ -287,7 +291,7 @@ def render_load_plan(p: LoadPipeline, *, iam_role: str, files: Sequence[str], ma
 
 
 def _upsert(p: LoadPipeline, target: str, files: Sequence[str], staging: str, target_columns: Sequence[str] | None,
-            copy: object, is_manifest: object) -> list[str]:
+            copy: object, is_manifest: object, file_columns: Sequence[str] | None = None) -> list[str]:
     if target_columns is None:
         raise ValueError(f"pipeline '{p.name}': an upsert plan needs the target table's columns")
     if not files:
@@ -302,7 +306,7 @@ def _upsert(p: LoadPipeline, target: str, files: Sequence[str], staging: str, ta
     out = [f"CREATE TEMP TABLE {staging} (LIKE {target} INCLUDING DEFAULTS)",
            f"ALTER TABLE {staging} ADD COLUMN {seq} INTEGER"]
     for i, url in enumerate(files, start=1):
-        out.append(copy(staging, url, is_manifest(url), target_columns))  # type: ignore[operator]
+        out.append(copy(staging, url, is_manifest(url), file_columns or target_columns))  # type: ignore[operator]
         # Rows just copied are the only ones without a sequence: stamp them with the file's position.
         out.append(f"UPDATE {staging} SET {seq} = {int(i)} WHERE {seq} IS NULL")
     match = " AND ".join(f"{target}.{quote_ident(k)} = {staging}.{quote_ident(k)}" for k in p.keys)

@@ -32,6 +32,10 @@ class S3Storage:
             version = str(h.get("ETag", "")).strip('"')
         return FileRef(bucket=bucket, key=key, version=version, size=int(h.get("ContentLength", 0)))
 
+    def read_head(self, bucket: str, key: str, size: int) -> bytes:
+        body = self.api.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{int(size) - 1}")["Body"]
+        return body.read()
+
     def get_text(self, bucket: str, key: str) -> str | None:
         try:
             body = self.api.get_object(Bucket=bucket, Key=key)["Body"]

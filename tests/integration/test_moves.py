@@ -167,3 +167,29 @@ def test_two_schema_migration_with_a_failing_table_then_a_retry_of_only_that_tab
     assert [float(t) for (t,) in env.rows("SELECT total FROM mig_a.order_total", warehouse="other")] == [555.0]
     run_sql(env, ["CALL mig_a.add_order(4, 1.00)"], TARGET)
     assert env.rows("SELECT COUNT(*) FROM mig_a.orders", warehouse="other") == [(4,)]
+
+
+def test_load_schema_drift_by_header_reorder_new_column_and_a_mismatch(env):
+    run_sql(env, ["CREATE TABLE it.drift_rows (id INTEGER, name VARCHAR(20))"], SOURCE)
+
+    def load(key: str, body: str):
+        before = {j.id for j in env.jobs("drift")}
+        env.put(key, body)
+
+        def ended():
+            jobs = [j for j in env.jobs("drift") if j.id not in before and any(f.key == key for f in j.files)]
+            return jobs[0] if jobs and jobs[0].status in TERMINAL else None
+
+        return env.stack.wait_for(ended, timeout=60, what=f"the job loading {key}")
+
+    job = load("drift/1-reordered.csv", "name,id\nann,1\n")
+    assert job.status is JobStatus.SUCCEEDED, job.error  # same columns, other order: loaded by name
+    job = load("drift/2-new-column.csv", "id,name,email\n2,bob,bob@example.com\n")
+    assert job.status is JobStatus.SUCCEEDED, job.error
+    assert env.rows("SELECT id, name, email FROM it.drift_rows ORDER BY id") == [
+        (1, "ann", None), (2, "bob", "bob@example.com")]
+    job = load("drift/3-renamed.csv", "id,full_name\n3,cy\n")
+    assert job.status is JobStatus.FAILED
+    assert job.error == ("the header of s3://it-landing/drift/3-renamed.csv does not match it.drift_rows: "
+                         "only in the file: full_name; only in the table: name, email")
+    assert env.rows("SELECT COUNT(*) FROM it.drift_rows") == [(2,)]

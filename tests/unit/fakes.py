@@ -181,6 +181,7 @@ class FakeStorage:
     objects: dict[tuple[str, str], str] = field(default_factory=dict)
     listing: dict[str, list[FileRef]] = field(default_factory=dict)
     deleted_prefixes: list[tuple[str, str]] = field(default_factory=list)
+    blobs: dict[tuple[str, str], bytes] = field(default_factory=dict)   # binary objects (gzip files)
 
     def put_text(self, bucket: str, key: str, body: str) -> None:
         self.objects[(bucket, key)] = body
@@ -194,6 +195,11 @@ class FakeStorage:
 
     def list(self, bucket: str, prefix: str) -> list[FileRef]:
         return [f for f in self.listing.get(bucket, []) if f.key.startswith(prefix)]
+
+    def read_head(self, bucket: str, key: str, size: int) -> bytes:
+        if (bucket, key) in self.blobs:
+            return self.blobs[(bucket, key)][:size]
+        return self.objects.get((bucket, key), "").encode()[:size]
 
     def get_text(self, bucket: str, key: str) -> str | None:
         return self.objects.get((bucket, key))

@@ -104,6 +104,10 @@ def expected(function: str, catalog: Catalog, stage: str, *, xray: bool, topic: 
     if function == "api_handler":
         for p in catalog.loads:
             out |= {("s3:ListBucket", f"arn:aws:s3:::{p.bucket}"), ("s3:GetObject", f"arn:aws:s3:::{p.bucket}/{p.prefix}*")}
+    if function == "worker":  # the header row of CSV files with one (schema drift check)
+        for p in catalog.loads:
+            if p.format == "csv" and any(o.keyword == "IGNOREHEADER" and o.argument != "0" for o in p.options):
+                out.add(("s3:GetObject", f"arn:aws:s3:::{p.bucket}/{p.prefix}*"))
     if function in ("worker", "completion", "sweeper"):  # manifests of unloads/archives; copies' staging
         for u in (*catalog.unloads, *catalog.archives):
             out.add(("s3:GetObject", f"arn:aws:s3:::{u.bucket}/{u.prefix}*"))
