@@ -22,7 +22,7 @@ from typing import IO, Any
 import psycopg
 from psycopg import sql as pgsql
 
-from devstack.redshift import copyfast
+from devstack.redshift import copyfast, copyparquet
 from devstack.redshift.contracts import ExecContext, RedshiftError, StatementOutcome
 from devstack.redshift.copyconvert import PG_NULL, Column, Converter, make_converter, pg_text
 from devstack.redshift.copyformats import (Fault, FaultError, Record, csv_records, json_records, parquet_records,
@@ -110,6 +110,8 @@ def run_copy(ctx: ExecContext, sql_text: str) -> StatementOutcome:
     fast = copyfast.plan(spec, target.qualified, target.columns)
     done = fast and copyfast.load(ctx.conn, fast, objects, lambda o: open_object(ctx.s3, o, spec.compression),
                                   spec.ignore_header)
+    parquet = not done and copyparquet.plan(spec, target.qualified, target.columns)
+    done = done or (parquet and copyparquet.load(ctx.conn, parquet, objects, lambda o: open_object(ctx.s3, o, None)))
     try:
         if done:
             loader.loaded, lines = done
