@@ -16,11 +16,13 @@ import bz2
 import queue
 import threading
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 PART_SIZE = 8 * 1024 * 1024   # multipart part size (S3's minimum is 5 MiB)
 QUEUE_BLOCKS = 8              # blocks waiting for the worker: bounds memory, blocks the reader when full
+UPLOADERS = 2                 # parts going up at once (moto handles each in its own thread)
 # zlib level 1 deflates ~3x faster than the default 6 for ~25% larger files; Redshift's own
 # level is not documented, only that the output is gzip.
 GZIP_LEVEL = 1
@@ -90,7 +92,9 @@ class ObjectStream:
         self._error: BaseException | None = None
         self._aborted = False
         self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._uploads: list[Future[dict[str, Any]]] = []   # parts of the multipart upload, in order
+        self._slots = threading.Semaphore(UPLOADERS)
         self.closed = False  # file-like, for pyarrow's ParquetWriter
         written.open_streams.append(self)
 
@@ -164,32 +168,46 @@ class ObjectStream:
                     continue
                 part += self._compressor.compress(item)
                 if len(part) >= PART_SIZE:
-                    self._upload_part(part)
+                    self._send_part(part)
                     part = bytearray()
             if not self._aborted:
                 part += self._compressor.flush()
-                if not self._parts:  # it all compressed into less than one part
+                if self._upload_id is None:  # it all compressed into less than one part
                     self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(part), **self.extra)
                     self.stored = len(part)
                 else:
-                    self._upload_part(part)
+                    self._send_part(part)
+                    parts = [future.result() for future in self._uploads]
                     self.s3.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
-                                                      MultipartUpload={"Parts": self._parts})
+                                                      MultipartUpload={"Parts": parts})
                     self._upload_id = None
         except BaseException as exc:
             self._error = exc
             while item is not _END:  # keep the writer from blocking on a full queue
                 item = self._queue.get()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)  # an abort must not race a part still going up
 
-    def _upload_part(self, part: bytearray) -> None:
+    def _send_part(self, part: bytearray) -> None:
+        """Hand a part to an uploader; at most UPLOADERS parts are in flight (memory stays bounded)."""
         if self._upload_id is None:
             # Per-part CRC32 checksums (S3's COMPOSITE type): without an algorithm moto builds a
             # full-object checksum at completion, one more copy of the whole object.
             self._upload_id = self.s3.create_multipart_upload(Bucket=self.bucket, Key=self.key, ChecksumAlgorithm="CRC32",
                                                               **self.extra)["UploadId"]
-        number = len(self._parts) + 1
-        response = self.s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number,
-                                       Body=part, ChecksumAlgorithm="CRC32")
-        self._parts.append({"ETag": response["ETag"], "PartNumber": number, "ChecksumCRC32": response["ChecksumCRC32"]})
+            self._pool = ThreadPoolExecutor(UPLOADERS, thread_name_prefix=f"unload {self.key}")
+        for future in self._uploads:
+            if future.done():
+                future.result()  # an upload failed: stop here, with its error
+        self._slots.acquire()
+        assert self._pool is not None
+        future = self._pool.submit(self._upload_part, len(self._uploads) + 1, part)
+        future.add_done_callback(lambda _: self._slots.release())
+        self._uploads.append(future)
         self.stored += len(part)
 
+    def _upload_part(self, number: int, part: bytearray) -> dict[str, Any]:
+        response = self.s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number,
+                                       Body=part, ChecksumAlgorithm="CRC32")
+        return {"ETag": response["ETag"], "PartNumber": number, "ChecksumCRC32": response["ChecksumCRC32"]}
