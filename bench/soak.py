@@ -58,6 +58,7 @@ class SoakOptions:
     seconds: float | None = None
     faults: str = DEFAULT_FAULTS
     seed: int = 1
+    cover: bool = False             # every fault kind fires at least once (short runs, CI)
     rate: float = 40.0              # files landed per second (0: as fast as the puts go)
     bad_rate: float = 0.03
     dms_every: int = 40             # one DMS run per this many files
@@ -119,7 +120,24 @@ class Ledger:
     """The soak's view of the ledger (through the app's own adapter)."""
 
     def __init__(self, stack: Devstack) -> None:
-        self.ledger = stack.service().ledger
+        service = stack.service()
+        self.ledger = service.ledger
+        self.sqs = stack.client("sqs")
+        self.landing_url = self.sqs.get_queue_url(QueueName=service.settings.landing_queue)["QueueUrl"]
+
+    def quiet(self, pipeline: str | None = None) -> bool:
+        """No active job, no open batch (of `pipeline`), and (for all pipelines) no landing message waiting.
+        Cheap next to listing every job, which in moto scans the whole ledger table."""
+        if any(pipeline in (None, j.pipeline) for j in self.ledger.active_jobs()):
+            return False
+        if any(pipeline in (None, b.pipeline) for b in self.ledger.open_batches()):
+            return False
+        if pipeline is not None:
+            return True
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                 "ApproximateNumberOfMessagesDelayed"]
+        attributes = self.sqs.get_queue_attributes(QueueUrl=self.landing_url, AttributeNames=names)["Attributes"]
+        return all(int(attributes.get(name, "0")) == 0 for name in names)
 
     def jobs(self) -> list[Job]:
         jobs, token = [], None
@@ -131,6 +149,8 @@ class Ledger:
                 return jobs
 
     def settled(self, files: list[oracle.SoakFile], dms_runs: int) -> bool:
+        if not self.quiet():
+            return False
         jobs = self.jobs()
         if any(j.status not in TERMINAL for j in jobs) or self.ledger.open_batches():
             return False
@@ -170,14 +190,14 @@ def land(lander: Lander, opts: SoakOptions) -> tuple[list[oracle.SoakFile], list
     with ThreadPoolExecutor(4) as pool:
         pending = []
         for item in oracle.workload(opts.seed, bad_rate=opts.bad_rate, dms_every=opts.dms_every):
+            if isinstance(item, oracle.DmsRun):  # it follows the file that completes its share
+                runs.append(item)
+                pending.append(pool.submit(lander.dms, item))
+                continue
             if opts.files is not None and len(files) >= opts.files:
                 break
             if opts.seconds is not None and time.monotonic() - started >= opts.seconds:
                 break
-            if isinstance(item, oracle.DmsRun):
-                runs.append(item)
-                pending.append(pool.submit(lander.dms, item))
-                continue
             files.append(item)
             pending.append(pool.submit(lander.put, item))
             if opts.rate > 0:
@@ -211,7 +231,7 @@ def run(stack: Devstack, opts: SoakOptions, log: Callable[[str], None] = print) 
     plan, ledger, lander = stack.faults, Ledger(stack), Lander(stack)
     started = time.monotonic()
     timeout = opts.settle_timeout or 900.0 + (opts.files or opts.rate * (opts.seconds or 0))
-    every = 1.0 if (opts.files or 0) < 2000 and not opts.seconds else 5.0
+    every = 2.0 if (opts.files or 0) < 2000 and not opts.seconds else 5.0
     plan.enabled = True
     files, runs = land(lander, opts)
     report.land_seconds = time.monotonic() - started
@@ -287,11 +307,10 @@ def _progress(ledger: Ledger, files: list[oracle.SoakFile]) -> str:
 
 
 def _snapshots_settled(ledger: Ledger, snapshots: list[oracle.SoakFile]) -> bool:
-    jobs = [j for j in ledger.jobs() if j.pipeline == oracle.REPLACE]
-    done = {ref.url for j in jobs if j.status in TERMINAL for ref in j.files}
-    busy = any(j.status not in TERMINAL for j in jobs)
-    open_replace = any(b.pipeline == oracle.REPLACE for b in ledger.ledger.open_batches())
-    return not busy and not open_replace and all(f.url in done for f in snapshots)
+    if not ledger.quiet(oracle.REPLACE):
+        return False
+    done = {ref.url for j in ledger.jobs() if j.pipeline == oracle.REPLACE and j.status in TERMINAL for ref in j.files}
+    return all(f.url in done for f in snapshots)
 
 
 def observe(stack: Devstack, ledger: Ledger, jobs: list[Job], lander: Lander) -> oracle.Observed:
@@ -356,6 +375,8 @@ def parse_args(argv: list[str] | None) -> tuple[SoakOptions, Path | None]:
     size.add_argument("--seconds", type=float, default=None, help="land files for this long instead")
     parser.add_argument("--faults", default=DEFAULT_FAULTS, help=f"fault rates (default {DEFAULT_FAULTS})")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--cover", action="store_true",
+                        help="make every fault kind fire by its 1/rate-th chance (short runs still see each)")
     parser.add_argument("--rate", type=float, default=40.0, help="files per second (0: as fast as possible)")
     parser.add_argument("--bad-rate", type=float, default=0.03, help="share of files with a bad row")
     parser.add_argument("--dms-every", type=int, default=40, help="one DMS run per this many files (0: none)")
@@ -367,7 +388,8 @@ def parse_args(argv: list[str] | None) -> tuple[SoakOptions, Path | None]:
     parser.add_argument("--workdir", type=Path, default=None, help="keep the app's JSON log here")
     args = parser.parse_args(argv)
     files = args.files if args.files is not None else (None if args.seconds is not None else 300)
-    opts = SoakOptions(files=files, seconds=args.seconds, faults=args.faults, seed=args.seed, rate=args.rate,
+    opts = SoakOptions(files=files, seconds=args.seconds, faults=args.faults, seed=args.seed, cover=args.cover,
+                       rate=args.rate,
                        bad_rate=args.bad_rate, dms_every=args.dms_every, max_attempts=args.max_attempts,
                        tail_seconds=args.tail, sweep_seconds=args.sweep_seconds, workdir=args.workdir)
     FaultPlan.parse(opts.faults)  # a bad --faults fails here, before anything starts
@@ -377,6 +399,7 @@ def parse_args(argv: list[str] | None) -> tuple[SoakOptions, Path | None]:
 def soak(opts: SoakOptions, log: Callable[[str], None] = print) -> SoakReport:
     """Start a devstack for the soak, run it, stop it."""
     plan = FaultPlan.parse(opts.faults, seed=opts.seed)
+    plan.cover = opts.cover
     plan.enabled = False  # not while the schema is made
     with tempfile.TemporaryDirectory() as tmp:
         workdir = opts.workdir or Path(tmp)

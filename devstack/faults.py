@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import math
 import os
 import random
 import threading
@@ -65,6 +66,7 @@ class FaultPlan:
     rates: dict[str, float] = field(default_factory=dict)
     seed: int = 0
     enabled: bool = True  # switched off to watch the system recover
+    cover: bool = False   # every kind with a rate fires by its ceil(1/rate)-th chance at the latest (short runs)
 
     def __post_init__(self) -> None:
         for kind, rate in self.rates.items():
@@ -72,6 +74,7 @@ class FaultPlan:
         self._rng = random.Random(self.seed)
         self._lock = threading.Lock()
         self._injected: collections.Counter[str] = collections.Counter()
+        self._chances: collections.Counter[str] = collections.Counter()
 
     # ------------------------------------------------------------- building
     @classmethod
@@ -145,7 +148,10 @@ class FaultPlan:
         if rate <= 0.0:
             return False
         with self._lock:
+            self._chances[kind] += 1
             hit = self._rng.random() < rate
+            if self.cover and not self._injected[kind] and self._chances[kind] >= math.ceil(1 / rate):
+                hit = True  # a short run still sees every fault once
             if hit:
                 self._injected[kind] += 1
         return hit

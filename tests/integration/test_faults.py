@@ -1,13 +1,17 @@
-"""The cloud misbehaving: throttled and failing Data API calls, lost completion events.
+"""The cloud misbehaving (issue #7): throttled and failing Data API calls, lost completion events,
+Lambdas dying half way, 1023 conflicts, PostgreSQL restarting mid-COPY.
 
 Every file must still load exactly once, without anyone acting (the worker's retries, its
-held message and the sweeper recover). A first slice of issue #7's fault injection, using the
-emulator's own fault hooks.
+held message and the sweeper recover), and a job failed by a fault must succeed when retried
+once the fault is gone. The whole fault model at once runs in tests/integration/test_soak.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
+
+import requests
 
 from chalicelib.jobs import JobStatus
 from tests.integration.test_autoload import csv_text
@@ -159,3 +163,64 @@ def test_emulator_restart_mid_copy_fails_the_statement_with_a_connection_error_t
     assert _counted_rows(rsdata, run, "restarted") == 0  # nothing of either survived
     run(copy)  # the pool replaced the dead connections
     assert _counted_rows(rsdata, run, "restarted") == 2000
+
+
+def _settled(env, pipeline: str, before: set[str], keys: list[str]):
+    """The new jobs once every key is in a finished one and none is still running, else None."""
+    jobs = [j for j in env.jobs(pipeline) if j.id not in before]
+    finished = {f.key for j in jobs if j.status in (JobStatus.SUCCEEDED, JobStatus.FAILED) for f in j.files}
+    busy = [j for j in jobs if j.status not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)]
+    return jobs if not busy and all(k in finished for k in keys) else None
+
+
+def test_after_faults_stop_stranded_jobs_finish_with_nobody_acting(env):
+    """Every completion event lost and the worker dying right after it submits or records: while the
+    faults last, nothing can finish. Once they stop, the held messages come back and the sweeper
+    finishes what the lost events would have: every file loads once."""
+    plan, pump = env.stack.faults, env.stack.pump
+    ids = list(range(93001, 93013))
+    keys = [f"append/stranded/{i}.csv" for i in ids]
+    before = {j.id for j in env.jobs("append")}
+    deaths = pump.stats.deaths.get("worker", 0)
+    with plan.injecting(lose_event=1.0, die_after_submit=0.5, die_after_record=1.0):
+        for i, key in zip(ids, keys):
+            env.put(key, csv_text(["id", "name", "amount"], [[i, "s", "1.00"]]))
+
+        def stranded():
+            jobs = [j for j in env.jobs("append") if j.id not in before]
+            routed = {f.key for j in jobs for f in j.files}
+            return all(k in routed for k in keys) and pump.stats.deaths.get("worker", 0) > deaths
+
+        env.stack.wait_for(stranded, timeout=90, what="every file in a job and a worker dead")
+    sweeps = pump.stats.invocations.get("sweeper", 0)
+    jobs = env.stack.wait_for(lambda: _settled(env, "append", before, keys), timeout=120,
+                              what="every stranded job finished after the faults stopped")
+    assert [j.status for j in jobs] == [JobStatus.SUCCEEDED] * len(jobs)
+    assert pump.stats.invocations.get("sweeper", 0) > sweeps  # nobody but the system's own timers acted
+    rows = env.rows(f"SELECT id, COUNT(*) FROM it.append_rows WHERE id BETWEEN {ids[0]} AND {ids[-1]} GROUP BY id")
+    assert sorted(rows) == [(i, 1) for i in ids]
+
+
+def test_a_job_failed_by_a_fault_succeeds_when_retried_through_the_api_once_the_fault_is_gone(env, monkeypatch):
+    service = env.stack.service()
+    monkeypatch.setattr(service, "settings", dataclasses.replace(service.settings, max_attempts=2))
+    key, before = "append/conflicted/94001.csv", {j.id for j in env.jobs("append")}
+    with env.stack.faults.injecting(serializable=1.0):  # every transaction loses its 1023 conflict
+        env.put(key, csv_text(["id", "name", "amount"], [[94001, "c", "1.00"]]))
+        (failed,) = env.stack.wait_for(lambda: _settled(env, "append", before, [key]), timeout=90,
+                                       what="the job to fail on its conflicts")
+    assert failed.status is JobStatus.FAILED and failed.attempt == 2
+    assert failed.error.startswith("ERROR: 1023 DETAIL: Serializable isolation violation")
+    assert env.rows("SELECT COUNT(*) FROM it.append_rows WHERE id = 94001") == [(0,)]
+
+    reply = requests.post(f"{env.stack.api_url}/jobs/{failed.id}/retry", timeout=10)
+    assert reply.status_code == 202, reply.text
+
+    def finished():
+        job = service.ledger.get_job(failed.id)
+        return job if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED) else None
+
+    retried = env.stack.wait_for(finished, timeout=60, what="the retried job to finish")
+    assert retried.status is JobStatus.SUCCEEDED and retried.attempt == 3, retried.error
+    assert env.rows("SELECT COUNT(*) FROM it.append_rows WHERE id = 94001") == [(1,)]
+    assert service.ledger.file_status(retried.files[0]) == "LOADED"

@@ -140,3 +140,11 @@ def test_injecting_sets_rates_for_a_while_and_checks_them():
     with pytest.raises(FaultSpecError, match="outside 0..1"):
         with plan.injecting(throttle=2.0):
             pass
+
+
+def test_cover_makes_every_kind_fire_by_its_expected_chance():
+    plan = FaultPlan({"throttle": 0.25, "dup_s3": 0.01}, seed=4, cover=True)
+    assert any(plan.should("throttle") for _ in range(4))
+    assert sum(plan.should("dup_s3") for _ in range(100)) >= 1
+    unlucky = FaultPlan({"dup_s3": 1e-9}, cover=False)
+    assert not any(unlucky.should("dup_s3") for _ in range(1000))
