@@ -14,6 +14,7 @@ import json
 import re
 import tempfile
 from collections.abc import Iterator
+from decimal import Decimal
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -362,4 +363,6 @@ def parquet_field(value: Any) -> str | None:
         return value.isoformat(sep=" ") if hasattr(value, "hour") and hasattr(value, "day") else value.isoformat()
     if isinstance(value, (dict, list)):
         return json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False)
+    if isinstance(value, Decimal):
+        return format(value, "f")  # str() gives 1E-7 / 0E-7 from scale 7 on, which no number column reads
     return str(value)
