@@ -260,7 +260,7 @@ def run(stack: Devstack, opts: SoakOptions, log: Callable[[str], None] = print) 
                                          progress=progress)
     report.recovery_sweeps = stack.pump.stats.invocations.get("sweeper", 0) - sweeps_before
 
-    retry_failed_jobs(stack, ledger, report)
+    retry_failed_jobs(stack, ledger, report, last)
     if report.api_retries:
         wait_until(lambda: ledger.settled(files, len(runs)), timeout, "retried jobs finished", every)
         retried = [j for j in ledger.jobs() if j.id in report.retried_jobs]
@@ -287,10 +287,12 @@ def run(stack: Devstack, opts: SoakOptions, log: Callable[[str], None] = print) 
     return report
 
 
-def retry_failed_jobs(stack: Devstack, ledger: Ledger, report: SoakReport) -> None:
-    """Phase 5: a FAILED job without bad rows failed because of a fault; once faults stop, a retry must work."""
+def retry_failed_jobs(stack: Devstack, ledger: Ledger, report: SoakReport, last: oracle.SoakFile) -> None:
+    """Phase 5: a FAILED job without bad rows failed because of a fault; once faults stop, a retry must work.
+    Not an earlier snapshot's: loading it again would replace the table with stale data."""
     for job in ledger.jobs():
-        if job.status is JobStatus.FAILED and not job.load_errors:
+        stale = job.pipeline == oracle.REPLACE and last.url not in {ref.url for ref in job.files}
+        if job.status is JobStatus.FAILED and not job.load_errors and not stale:
             reply = requests.post(f"{stack.api_url}/jobs/{job.id}/retry", timeout=30)
             if reply.status_code >= 300:
                 report.problems.append(f"POST /jobs/{job.id}/retry answered {reply.status_code}: {reply.text[:200]}")

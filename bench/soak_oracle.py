@@ -222,9 +222,9 @@ def _check_jobs(verdict: Verdict, files: Sequence[SoakFile], jobs: Sequence[Job]
         elif ok_jobs:
             if status.get(f.url) != "LOADED":
                 verdict.add(f"{f.url} was loaded by {ok_jobs[0]}; its ledger status is {status.get(f.url)}")
-        elif f.pipeline == REPLACE and any(j.load_errors for j in bad_jobs):
-            # A snapshot batched with a bad snapshot fails with it (part of a snapshot must not replace
-            # a table); the job's reason names the bad file.
+        elif f.pipeline == REPLACE and bad_jobs and all((j.error or "").strip() for j in bad_jobs):
+            # An earlier snapshot may stay FAILED with its reason: batched with a bad snapshot (part of
+            # a snapshot must not replace a table), or out of retries (it is stale, nobody retries it).
             if status.get(f.url) != "FAILED":
                 verdict.add(f"{f.url} failed with its batch; its ledger status is {status.get(f.url)}")
         else:

@@ -86,3 +86,15 @@ def test_the_workload_is_seeded_and_bad_files_really_are_bad():
     assert sum(isinstance(x, oracle.DmsRun) for x in first) == len(files) // 5
     bad = next(f for f in files if f.bad)
     assert b"not-a-number" in bad.body() and all(b"not-a-number" not in f.body() for f in files if not f.bad)
+
+
+def test_an_earlier_snapshot_may_stay_failed_with_its_reason_but_not_an_append_file(run):
+    files, runs, last, seen = run
+    snapshot_job = next(i for i, j in enumerate(seen.jobs) if j.files and j.files[0].key == files[4].key)
+    seen.jobs[snapshot_job] = dataclasses.replace(seen.jobs[snapshot_job], status=JobStatus.FAILED,
+                                                  error="ERROR: 1023 DETAIL: Serializable isolation violation")
+    seen.file_status[files[4].url] = "FAILED"
+    assert oracle.check(files, runs, last, seen).ok
+    seen.jobs[1] = dataclasses.replace(seen.jobs[1], status=JobStatus.FAILED, error="ERROR: 1023")
+    seen.file_status[files[0].url] = "FAILED"
+    assert any("was never loaded" in p for p in oracle.check(files, runs, last, seen).problems)
