@@ -22,6 +22,7 @@ exits 1 on any mismatch.
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import json
 import signal
@@ -30,7 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,16 @@ def stack_options(opts: SoakOptions, plan: FaultPlan, workdir: Path) -> StackOpt
         visibility_seconds=10, sweep_grace_seconds=5, log_file=workdir / "app.log", moto_process=True,
         concurrency={"router": 3, "worker": 4, "completion": 2, "dms": 1},
         extra_env={"MAX_ATTEMPTS": str(opts.max_attempts)}, faults=plan)
+
+
+def relax_landing_visibility(stack: Devstack) -> None:
+    """Deployed, the landing queue hides a message for 6 x the router's timeout; devstack's short
+    visibility is for the jobs queue (a dead worker's message comes back soon). A router batch
+    slower than that on a busy machine would be delivered again and again, each receive counting
+    toward the DLQ redrive."""
+    sqs = stack.client("sqs")
+    url = sqs.get_queue_url(QueueName=stack.service().settings.landing_queue)["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "300"})
 
 
 def create_schema(stack: Devstack) -> None:
@@ -159,8 +170,9 @@ def land(lander: Lander, opts: SoakOptions) -> tuple[list[oracle.SoakFile], list
     files: list[oracle.SoakFile] = []
     runs: list[oracle.DmsRun] = []
     started = time.monotonic()
-    with ThreadPoolExecutor(4) as pool:
-        pending = []
+    pool = ThreadPoolExecutor(4)
+    pending: collections.deque[Future[None]] = collections.deque()
+    try:
         for item in oracle.workload(opts.seed, bad_rate=opts.bad_rate, dms_every=opts.dms_every):
             if isinstance(item, oracle.DmsRun):  # it follows the file that completes its share
                 runs.append(item)
@@ -172,12 +184,16 @@ def land(lander: Lander, opts: SoakOptions) -> tuple[list[oracle.SoakFile], list
                 break
             files.append(item)
             pending.append(pool.submit(lander.put, item))
+            while len(pending) > 32:  # puts slower than the rate: wait, rather than queue thousands
+                pending.popleft().result()
             if opts.rate > 0:
                 ahead = len(files) / opts.rate - (time.monotonic() - started)
                 if ahead > 0:
                     time.sleep(ahead)
         for future in pending:
             future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # an interrupted run stops landing at once
     return files, runs
 
 
@@ -359,6 +375,7 @@ def soak(opts: SoakOptions, log: Callable[[str], None] = print) -> SoakReport:
         workdir = opts.workdir or Path(tmp)
         with Devstack(stack_options(opts, plan, workdir)) as stack:
             stack.pump.on_error = lambda name, exc: None  # counted in pump.stats; the app logs its own errors
+            relax_landing_visibility(stack)
             create_schema(stack)
             log(f"soak: devstack up in {stack.startup_seconds:.1f} s; app log {workdir / 'app.log'}")
             return run(stack, opts, log)
