@@ -33,7 +33,7 @@ SERVER_SETTINGS = {
     "synchronous_commit": "off",
     "full_page_writes": "off",
     "timezone": "UTC",
-    "max_connections": "200",
+    "max_connections": "300",
     "log_min_messages": "warning",
     "unix_socket_permissions": "0777",
     # Redshift treats backslash in string literals as an escape; match it so

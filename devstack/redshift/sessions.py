@@ -29,6 +29,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 ACCOUNT_ID = "123456789012"  # moto's default account; used in ARNs
 MAX_IDLE_PER_DATABASE = 8
+MAX_IDLE_TOTAL = 32  # across every database's pool (PostgreSQL's max_connections is 300)
 # Redshift semantics every connection starts with (also survives DISCARD ALL,
 # which resets to the connection's startup values).
 SESSION_OPTIONS = (
@@ -79,18 +80,44 @@ def mapped_name(namespace: str, target: Target, database: str) -> str:
     return f"{prefix}{readable}_{digest}"
 
 
+class IdleBudget:
+    """How many idle connections all pools together may keep.
+
+    Each database has its own pool; a long-lived emulator (a test session) meets hundreds of
+    databases, and idle connections kept per database used up PostgreSQL's max_connections
+    ("sorry, too many clients already")."""
+
+    def __init__(self, limit: int = MAX_IDLE_TOTAL) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.used >= self.limit:
+                return False
+            self.used += 1
+            return True
+
+    def give_back(self, count: int = 1) -> None:
+        with self._lock:
+            self.used = max(0, self.used - count)
+
+
 class Pool:
     """Idle connections to one database. Reused connections are reset first."""
 
-    def __init__(self, connect: Callable[[], psycopg.Connection[Any]]) -> None:
+    def __init__(self, connect: Callable[[], psycopg.Connection[Any]], budget: IdleBudget | None = None) -> None:
         self._connect = connect
         self._idle: list[psycopg.Connection[Any]] = []
         self._lock = threading.Lock()
+        self._budget = budget or IdleBudget()
 
     def acquire(self) -> psycopg.Connection[Any]:
         with self._lock:
             while self._idle:
                 conn = self._idle.pop()
+                self._budget.give_back()
                 if not conn.closed:
                     return conn
         return self._connect()
@@ -106,7 +133,7 @@ class Pool:
                 reusable = False
             else:
                 with self._lock:
-                    if len(self._idle) < MAX_IDLE_PER_DATABASE:
+                    if len(self._idle) < MAX_IDLE_PER_DATABASE and self._budget.take():
                         self._idle.append(conn)
                         return
         conn.close()
@@ -114,6 +141,7 @@ class Pool:
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
+        self._budget.give_back(len(idle))
         for conn in idle:
             conn.close()
 
@@ -127,6 +155,7 @@ class Databases:
         self.template = f"{namespace}_tpl_{uuid.uuid4().hex[:10]}"
         self._known: dict[str, str] = {}  # target key + database → PostgreSQL name
         self._pools: dict[str, Pool] = {}
+        self._idle_budget = IdleBudget()
         self._lock = threading.Lock()
         self._template_settings: list[tuple[str, str]] = []
 
@@ -242,7 +271,7 @@ class Databases:
         with self._lock:
             pool = self._pools.get(dbname)
             if pool is None:
-                pool = self._pools[dbname] = Pool(lambda: self.connect(dbname))
+                pool = self._pools[dbname] = Pool(lambda: self.connect(dbname), self._idle_budget)
             return pool
 
     def _admin(self) -> psycopg.Connection[Any]:
