@@ -90,6 +90,7 @@ class IdleBudget:
     def __init__(self, limit: int = MAX_IDLE_TOTAL) -> None:
         self.limit = limit
         self.used = 0
+        self.pools: list[Pool] = []
         self._lock = threading.Lock()
 
     def take(self) -> bool:
@@ -103,6 +104,16 @@ class IdleBudget:
         with self._lock:
             self.used = max(0, self.used - count)
 
+    def join(self, pool: Pool) -> None:
+        with self._lock:
+            self.pools.append(pool)
+
+    def evict_other(self, requester: Pool) -> bool:
+        """Close one idle connection of another database, so the one in use now can stay."""
+        with self._lock:
+            pools = list(self.pools)
+        return any(pool is not requester and pool.evict_one() for pool in pools)
+
 
 class Pool:
     """Idle connections to one database. Reused connections are reset first."""
@@ -112,6 +123,7 @@ class Pool:
         self._idle: list[psycopg.Connection[Any]] = []
         self._lock = threading.Lock()
         self._budget = budget or IdleBudget()
+        self._budget.join(self)
 
     def acquire(self) -> psycopg.Connection[Any]:
         with self._lock:
@@ -132,11 +144,24 @@ class Pool:
             except psycopg.Error:
                 reusable = False
             else:
-                with self._lock:
-                    if len(self._idle) < MAX_IDLE_PER_DATABASE and self._budget.take():
-                        self._idle.append(conn)
-                        return
+                # The budget is taken outside this pool's lock: evicting takes another pool's lock.
+                if self._budget.take() or (self._budget.evict_other(self) and self._budget.take()):
+                    with self._lock:
+                        if len(self._idle) < MAX_IDLE_PER_DATABASE:
+                            self._idle.append(conn)
+                            return
+                    self._budget.give_back()
         conn.close()
+
+    def evict_one(self) -> bool:
+        """Close this pool's oldest idle connection, if it has one."""
+        with self._lock:
+            if not self._idle:
+                return False
+            conn = self._idle.pop(0)
+        self._budget.give_back()
+        conn.close()
+        return True
 
     def close(self) -> None:
         with self._lock:
