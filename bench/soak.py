@@ -165,7 +165,8 @@ class Lander:
                                   "detailMessage": "Stop Reason FULL_LOAD_ONLY_FINISHED"})}])
 
 
-def land(lander: Lander, opts: SoakOptions) -> tuple[list[oracle.SoakFile], list[oracle.DmsRun]]:
+def land(lander: Lander, opts: SoakOptions, log: Callable[[str], None] = print,
+         faults: FaultPlan | None = None) -> tuple[list[oracle.SoakFile], list[oracle.DmsRun]]:
     """Phase 1: the stream, paced; stops after --files files or --seconds seconds."""
     files: list[oracle.SoakFile] = []
     runs: list[oracle.DmsRun] = []
@@ -184,6 +185,9 @@ def land(lander: Lander, opts: SoakOptions) -> tuple[list[oracle.SoakFile], list
                 break
             files.append(item)
             pending.append(pool.submit(lander.put, item))
+            if len(files) % 1000 == 0:
+                log(f"soak: {len(files)} files landed in {time.monotonic() - started:.0f} s; faults so far "
+                    f"{sum(faults.injected().values()) if faults else 0}")
             while len(pending) > 32:  # puts slower than the rate: wait, rather than queue thousands
                 pending.popleft().result()
             if opts.rate > 0:
@@ -221,7 +225,7 @@ def run(stack: Devstack, opts: SoakOptions, log: Callable[[str], None] = print) 
     timeout = opts.settle_timeout or 900.0 + (opts.files or opts.rate * (opts.seconds or 0))
     every = 2.0 if (opts.files or 0) < 2000 and not opts.seconds else 5.0
     plan.enabled = True
-    files, runs = land(lander, opts)
+    files, runs = land(lander, opts, log, plan)
     report.land_seconds = time.monotonic() - started
     log(f"soak: landed {len(files)} files and {len(runs)} DMS runs in {report.land_seconds:.1f} s; faults so far "
         f"{sum(plan.injected().values())}")
@@ -383,7 +387,12 @@ def soak(opts: SoakOptions, log: Callable[[str], None] = print) -> SoakReport:
 
 def main(argv: list[str] | None = None) -> int:
     # A plain kill must still stop the devstack (its PostgreSQL and moto processes) on the way out.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    def stop(signum: int, _frame: object) -> None:
+        print(f"soak: stopped by signal {signum} at {time.strftime('%H:%M:%S')}; tearing the devstack down",
+              flush=True)
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         opts, json_path = parse_args(argv)
     except ValueError as exc:
