@@ -7,7 +7,8 @@ times, interleaved:
   (b) the baseline: psycopg `COPY ... FROM STDIN (FORMAT csv)` of the same rows, already
       decompressed in memory, straight into PostgreSQL (no S3, no gzip, no checks);
 and prints the median rows/s of each, the ratio (a)/(b), and the emulator's peak RSS growth during
-(a) for every size: COPY streams, so it should not grow with N. moto runs in its own process.
+(a) for every size: COPY streams, so it should not grow with N. The emulator and moto each run in
+their own process (bench/dataapi_process.py).
 --careful also times the careful path once (MAXERROR: every value checked in Python; slow).
 
     .venv/bin/python bench/copy_throughput.py [--sizes 250000,1000000] [--reps 5] [--files 1] [--careful]
@@ -25,7 +26,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -36,8 +36,7 @@ for _key, _value in (("AWS_ACCESS_KEY_ID", "devstack"), ("AWS_SECRET_ACCESS_KEY"
 import boto3  # noqa: E402
 import psycopg  # noqa: E402
 
-from bench.unload_throughput import RssPeak  # noqa: E402
-from devstack.redshift import RedshiftEmulator  # noqa: E402
+from bench.dataapi_process import EmulatorProcess, RssPeak, Runner  # noqa: E402
 from devstack.redshift.postgres import PostgresServer  # noqa: E402
 
 COLUMNS = "(id BIGINT, name VARCHAR(40), amount DECIMAL(12,2), day DATE, ts TIMESTAMP, flag BOOLEAN, qty INTEGER)"
@@ -67,24 +66,15 @@ def main() -> None:
     moto = MotoProcess()
     s3 = boto3.client("s3", endpoint_url=moto.url, region_name="us-east-1")
     s3.create_bucket(Bucket="bench")
-    with PostgresServer() as pg, RedshiftEmulator(pg.dsn, s3_endpoint=moto.url, events_endpoint=moto.url,
-                                                  namespace="bench") as rs:
-        client = boto3.client("redshift-data", endpoint_url=rs.url, region_name="us-east-1")
-
-        def run(sql: str, timeout: float = 3600) -> dict[str, Any]:
-            sid = client.execute_statement(WorkgroupName="bench", Database="dev", Sql=sql)["Id"]
-            deadline = time.monotonic() + timeout
-            while True:
-                desc = client.describe_statement(Id=sid)
-                if desc["Status"] in ("FINISHED", "FAILED", "ABORTED"):
-                    if desc["Status"] != "FINISHED":
-                        raise SystemExit(f"{sql[:60]}: {desc['Status']}: {desc.get('Error')}")
-                    return desc
-                if time.monotonic() > deadline:
-                    raise SystemExit("timed out")
-                time.sleep(0.01)
-
-        with psycopg.connect(rs.database_dsn("workgroup:bench", "dev"), autocommit=True) as conn:
+    with PostgresServer() as pg:
+        emulator = EmulatorProcess(pg.dsn, moto.url)
+        run = Runner(emulator.url)
+        run("SELECT 1")  # creates the database
+        # Warm up: the emulator imports COPY's modules on first use; that is not the COPY's memory.
+        s3.put_object(Bucket="bench", Key="warm/part-0.csv.gz", Body=gzip.compress(generate(10)))
+        run(f"CREATE TABLE warm {COLUMNS}")
+        run("COPY warm FROM 's3://bench/warm/part-' IAM_ROLE default CSV GZIP")
+        with psycopg.connect(emulator.dsn("bench", "dev"), autocommit=True) as conn:
             for rows in [int(s) for s in args.sizes.split(",")]:
                 raw = generate(rows)
                 lines = raw.splitlines(keepends=True)
@@ -104,7 +94,7 @@ def main() -> None:
                 for _ in range(args.reps):
                     run("DROP TABLE IF EXISTS bench_rows")
                     run(f"CREATE TABLE bench_rows {COLUMNS}")
-                    with RssPeak() as rss:
+                    with RssPeak(emulator.pid) as rss:
                         t0 = time.perf_counter()
                         desc = run(f"COPY bench_rows FROM {source}")
                         emulated.append(time.perf_counter() - t0)
@@ -139,6 +129,7 @@ def main() -> None:
                           f"(ratio {b / careful:.2f})")
                 print(f"peak RSS growth during (a):       {peak / 2**20:6.1f} MiB  (input {len(raw) / 2**20:.0f} MiB raw)")
                 del raw
+        emulator.stop()
     moto.stop()
 
 

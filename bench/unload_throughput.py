@@ -6,9 +6,9 @@ each format, against the baseline of a bare `COPY (SELECT * FROM bench_rows) TO 
 csv)` read with psycopg's Copy iterator in the same run. Every case runs --reps times, interleaved
 with the baseline (the machine may be shared: medians, not means). For each size it prints the
 median wall time, rows/s, the ratio to the baseline, and the emulator's peak RSS growth during
-the case (sampled; moto runs in its own process, as it keeps every object in memory): UNLOAD
-streams, so that should not grow with N. The last line is moto alone storing the CSV output in
-one PUT, for scale: part of every UNLOAD's time is spent in moto, not in the emulator.
+the case (sampled). The emulator and moto each run in their own process (bench/dataapi_process.py):
+UNLOAD streams, so the emulator's memory should not grow with N. The last line is moto alone
+storing the CSV output in one PUT, for scale: part of every UNLOAD's time is spent in moto.
 
     .venv/bin/python bench/unload_throughput.py [--sizes 250000,1000000] [--reps 3] [--only CSV]
 """
@@ -20,7 +20,6 @@ import logging
 import os
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ for _key, _value in (("AWS_ACCESS_KEY_ID", "devstack"), ("AWS_SECRET_ACCESS_KEY"
 import boto3  # noqa: E402
 import psycopg  # noqa: E402
 
-from devstack.redshift import RedshiftEmulator  # noqa: E402
+from bench.dataapi_process import EmulatorProcess, RssPeak, Runner  # noqa: E402
 from devstack.redshift.postgres import PostgresServer  # noqa: E402
 
 FILL = """CREATE TABLE bench_rows AS
@@ -56,33 +55,6 @@ CASES = {
 }
 
 
-class RssPeak:
-    """The process's resident set, sampled every few ms: peak growth over a block of code."""
-
-    def __init__(self) -> None:
-        self._page = os.sysconf("SC_PAGE_SIZE")
-        self.peak = 0
-
-    def rss(self) -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * self._page
-
-    def __enter__(self) -> RssPeak:
-        self._start, self.peak, self._stop = self.rss(), 0, threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, self.rss() - self._start)
-
-    def __exit__(self, *_: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.rss() - self._start)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="250000,1000000", help="row counts, comma-separated")
@@ -97,28 +69,16 @@ def main() -> None:
     moto = MotoProcess()
     s3 = boto3.client("s3", endpoint_url=moto.url, region_name="us-east-1")
     s3.create_bucket(Bucket="bench")
-    with PostgresServer() as pg, RedshiftEmulator(pg.dsn, s3_endpoint=moto.url, events_endpoint=moto.url,
-                                                  namespace="bench") as rs:
-        client = boto3.client("redshift-data", endpoint_url=rs.url, region_name="us-east-1")
-
-        def run(sql: str, timeout: float = 3600) -> dict[str, Any]:
-            sid = client.execute_statement(WorkgroupName="bench", Database="dev", Sql=sql)["Id"]
-            deadline = time.monotonic() + timeout
-            while True:
-                desc = client.describe_statement(Id=sid)
-                if desc["Status"] in ("FINISHED", "FAILED", "ABORTED"):
-                    if desc["Status"] != "FINISHED":
-                        raise SystemExit(f"{sql[:60]}: {desc['Status']}: {desc.get('Error')}")
-                    return desc
-                if time.monotonic() > deadline:
-                    raise SystemExit("timed out")
-                time.sleep(0.01)
+    with PostgresServer() as pg:
+        emulator = EmulatorProcess(pg.dsn, moto.url)
+        run = Runner(emulator.url)
 
         def objects(prefix: str) -> list[dict[str, Any]]:
             return [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket="bench", Prefix=prefix)
                     for o in page.get("Contents", [])]
 
-        with psycopg.connect(rs.database_dsn("workgroup:bench", "dev"), autocommit=True) as conn:
+        run("SELECT 1")  # creates the database
+        with psycopg.connect(emulator.dsn("bench", "dev"), autocommit=True) as conn:
             for rows in sizes:
                 print(f"\n{rows:,} rows, {args.reps} runs each (medians) ...", flush=True)
                 run("DROP TABLE IF EXISTS bench_rows")
@@ -138,7 +98,7 @@ def main() -> None:
                     baseline.append(time.perf_counter() - t0)
                     for label, options in cases.items():
                         prefix = f"out/{rows}/{rep}/{label.replace(' ', '_')}/"
-                        with RssPeak() as rss:
+                        with RssPeak(emulator.pid) as rss:
                             t0 = time.perf_counter()
                             desc = run(f"UNLOAD ('SELECT * FROM bench_rows') TO 's3://bench/{prefix}' "
                                        f"IAM_ROLE default {options}")
@@ -164,6 +124,7 @@ def main() -> None:
                 print(f"moto alone storing {csv_bytes / 2**20:.0f} MiB in one PUT: {time.perf_counter() - t0:.2f} s")
                 s3.delete_object(Bucket="bench", Key="floor")
                 del body
+        emulator.stop()
     moto.stop()
 
 
