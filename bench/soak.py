@@ -141,6 +141,21 @@ class Ledger:
         followups = sum(1 for j in jobs if j.kind is JobKind.FOLLOWUP)
         return followups >= dms_runs and all(f.url in in_jobs for f in files)
 
+    def unsettled(self, files: list[oracle.SoakFile], dms_runs: int) -> str:
+        """What keeps `settled` false, for a soak that timed out waiting."""
+        jobs = self.jobs()
+        open_jobs = [f"{j.id} {j.pipeline} {j.status.value} attempt {j.attempt}" for j in jobs if j.status not in TERMINAL]
+        batches = [f"{b.batch_id} {b.pipeline} ({len(b.files)} files)" for b in self.ledger.open_batches()]
+        in_jobs = {ref.url for j in jobs for ref in j.files}
+        orphans = [f.url for f in files if f.url not in in_jobs]
+        followups = sum(1 for j in jobs if j.kind is JobKind.FOLLOWUP)
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                 "ApproximateNumberOfMessagesDelayed"]
+        landing = self.sqs.get_queue_attributes(QueueUrl=self.landing_url, AttributeNames=names)["Attributes"]
+        return (f"jobs not finished {len(open_jobs)}: {open_jobs[:10]}; open batches {batches[:10]}; "
+                f"files not in a job {len(orphans)}: {orphans[:10]}; follow-ups {followups} of {dms_runs}; "
+                f"landing queue {landing}")
+
 
 # ------------------------------------------------------------------------ landing
 class Lander:
@@ -209,7 +224,8 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, interva
     while not condition():
         now = time.monotonic()
         if now - started > timeout:
-            raise TimeoutError(f"soak: {what} did not happen within {timeout:.0f} s")
+            raise TimeoutError(f"soak: {what} did not happen within {timeout:.0f} s"
+                               + (f"; {progress()}" if progress else ""))
         if log and progress and now - last >= 30:
             log(f"soak: waiting for {what} ({now - started:.0f} s): {progress()}")
             last = now
@@ -249,12 +265,13 @@ def run(stack: Devstack, opts: SoakOptions, log: Callable[[str], None] = print) 
         "waiting for recovery with nobody acting")
     report.recovery_seconds = wait_until(lambda: ledger.settled(files, len(runs)), timeout,
                                          "recovery (every job SUCCEEDED or FAILED)", every, log=log,
-                                         progress=progress)
+                                         progress=lambda: ledger.unsettled(files, len(runs)))
     report.recovery_sweeps = stack.pump.stats.invocations.get("sweeper", 0) - sweeps_before
 
     retry_failed_jobs(stack, ledger, report, last)
     if report.api_retries:
-        wait_until(lambda: ledger.settled(files, len(runs)), timeout, "retried jobs finished", every)
+        wait_until(lambda: ledger.settled(files, len(runs)), timeout, "retried jobs finished", every,
+                   progress=lambda: ledger.unsettled(files, len(runs)))
         retried = [j for j in ledger.jobs() if j.id in report.retried_jobs]
         report.api_retries_succeeded = sum(1 for j in retried if j.status is JobStatus.SUCCEEDED)
         # A retry may now get as far as a bad row it never reached: that is a reason, not a lost file.
@@ -350,7 +367,7 @@ def parse_args(argv: list[str] | None) -> tuple[SoakOptions, Path | None]:
     parser.add_argument("--faults", default=DEFAULT_FAULTS, help=f"fault rates (default {DEFAULT_FAULTS})")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cover", action="store_true",
-                        help="make every fault kind fire by its 1/rate-th chance (short runs still see each)")
+                        help="make every fault kind fire within its first few chances (short runs still see each)")
     parser.add_argument("--rate", type=float, default=40.0, help="files per second (0: as fast as possible)")
     parser.add_argument("--bad-rate", type=float, default=0.03, help="share of files with a bad row")
     parser.add_argument("--dms-every", type=int, default=40, help="one DMS run per this many files (0: none)")
@@ -358,6 +375,8 @@ def parse_args(argv: list[str] | None) -> tuple[SoakOptions, Path | None]:
     parser.add_argument("--tail", type=float, default=120.0,
                         help="faults stay on after the landing until all settled, or at most this long")
     parser.add_argument("--sweep-seconds", type=float, default=5.0, help="the sweeper's period")
+    parser.add_argument("--settle-timeout", type=float, default=None,
+                        help="seconds each waiting phase may take before the soak fails (default 900 + 1 per file)")
     parser.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the app's JSON log here")
     args = parser.parse_args(argv)
@@ -365,7 +384,8 @@ def parse_args(argv: list[str] | None) -> tuple[SoakOptions, Path | None]:
     opts = SoakOptions(files=files, seconds=args.seconds, faults=args.faults, seed=args.seed, cover=args.cover,
                        rate=args.rate,
                        bad_rate=args.bad_rate, dms_every=args.dms_every, max_attempts=args.max_attempts,
-                       tail_seconds=args.tail, sweep_seconds=args.sweep_seconds, workdir=args.workdir)
+                       tail_seconds=args.tail, sweep_seconds=args.sweep_seconds, workdir=args.workdir,
+                       settle_timeout=args.settle_timeout)
     FaultPlan.parse(opts.faults)  # a bad --faults fails here, before anything starts
     return opts, args.json
 
@@ -398,7 +418,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"soak: {exc}", file=sys.stderr)
         return 2
-    report = soak(opts, log=lambda line: print(line, flush=True))
+    try:
+        report = soak(opts, log=lambda line: print(line, flush=True))
+    except TimeoutError as exc:  # stuck: say where, and fail (the devstack is already torn down)
+        print(exc, flush=True)
+        return 1
     print(format_report(report), flush=True)
     if json_path:
         json_path.write_text(json.dumps({**dataclasses.asdict(report), "ok": report.ok}, indent=2))

@@ -44,6 +44,7 @@ FAULTS: dict[str, str] = {
     "ddb_conflict": "a conditional ledger write rejected with a DynamoDB transaction conflict",
 }
 ALL = "all"
+COVER_BY = 3  # with cover on, a kind not yet injected fires at this chance at the latest
 ENV_VAR = "DEVSTACK_FAULTS"
 SEED_ENV_VAR = "DEVSTACK_FAULTS_SEED"
 
@@ -66,7 +67,7 @@ class FaultPlan:
     rates: dict[str, float] = field(default_factory=dict)
     seed: int = 0
     enabled: bool = True  # switched off to watch the system recover
-    cover: bool = False   # every kind with a rate fires by its ceil(1/rate)-th chance at the latest (short runs)
+    cover: bool = False   # every kind with a rate fires by its COVER_BY-th chance at the latest (short runs)
 
     def __post_init__(self) -> None:
         for kind, rate in self.rates.items():
@@ -150,7 +151,7 @@ class FaultPlan:
         with self._lock:
             self._chances[kind] += 1
             hit = self._rng.random() < rate
-            if self.cover and not self._injected[kind] and self._chances[kind] >= math.ceil(1 / rate):
+            if self.cover and not self._injected[kind] and self._chances[kind] >= min(COVER_BY, math.ceil(1 / rate)):
                 hit = True  # a short run still sees every fault once
             if hit:
                 self._injected[kind] += 1

@@ -21,8 +21,10 @@ CI_FAULTS = "all=0.05"  # every fault at 5% of its chances; --cover: each fires 
 def test_a_short_soak_under_every_fault_loses_nothing_and_loads_nothing_twice(tmp_path):
     out = tmp_path / "soak.json"
     command = [sys.executable, str(REPO / "bench" / "soak.py"), "--files", "200", "--faults", CI_FAULTS,
-               "--seed", "7", "--cover", "--bad-rate", "0.02", "--dms-every", "40", "--json", str(out)]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=280)
+               "--seed", "7", "--cover", "--bad-rate", "0.02", "--dms-every", "40", "--settle-timeout", "150",
+               "--json", str(out)]
+    # A stuck soak fails by itself, saying which jobs, batches and files it waited for.
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     printed = done.stdout[-4000:] + done.stderr[-4000:]
     assert out.exists(), printed
     report = json.loads(out.read_text())

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from devstack.clientfaults import ClientFaults, _status_change
-from devstack.faults import FAULTS, FaultPlan, FaultSpecError, LambdaDied, current_function, lambda_invocation
+from devstack.faults import COVER_BY, FAULTS, FaultPlan, FaultSpecError, LambdaDied, current_function, lambda_invocation
 
 
 def test_parse_rates_all_and_overrides():
@@ -142,9 +142,11 @@ def test_injecting_sets_rates_for_a_while_and_checks_them():
             pass
 
 
-def test_cover_makes_every_kind_fire_by_its_expected_chance():
+def test_cover_makes_every_kind_fire_within_its_first_few_chances():
+    # A kind with few chances (a Lambda dying after submit: one per job, and batching makes few
+    # jobs) must still fire in a short run: 1/rate chances (20 at 5%) were not always reached.
     plan = FaultPlan({"throttle": 0.25, "dup_s3": 0.01}, seed=4, cover=True)
-    assert any(plan.should("throttle") for _ in range(4))
-    assert sum(plan.should("dup_s3") for _ in range(100)) >= 1
+    assert any(plan.should("throttle") for _ in range(COVER_BY))
+    assert any(plan.should("dup_s3") for _ in range(COVER_BY))
     unlucky = FaultPlan({"dup_s3": 1e-9}, cover=False)
     assert not any(unlucky.should("dup_s3") for _ in range(1000))
