@@ -15,13 +15,21 @@ import threading
 from typing import Any
 
 
+def patch_moto() -> None:
+    """devstack's fixes to moto, in the process that serves it: DynamoDB made thread-safe and
+    O(items touched) per transaction, SQS made O(queue length) per request."""
+    from devstack.motolocks import serialize_dynamodb
+    from devstack.motosqs import speed_up_sqs
+
+    serialize_dynamodb()
+    speed_up_sqs()
+
+
 def main() -> None:
     from moto.server import ThreadedMotoServer
 
-    from devstack.motolocks import serialize_dynamodb
-
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    serialize_dynamodb()
+    patch_moto()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

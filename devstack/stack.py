@@ -72,15 +72,15 @@ class Devstack:
         if dsn is None:
             self.pg = PostgresServer().start()
             dsn = self.pg.dsn
-        from devstack.motolocks import serialize_dynamodb
-
         if self.options.moto_process:
             from devstack.motoserver import MotoProcess
 
             self.moto = MotoProcess()
             self.moto_url = self.moto.url
         else:
-            serialize_dynamodb()
+            from devstack.motoserver import patch_moto
+
+            patch_moto()
             self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
             self.moto.start()
             host, port = self.moto.get_host_and_port()

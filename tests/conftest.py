@@ -51,7 +51,10 @@ def moto_endpoint() -> Iterator[str]:
 
     from moto.server import ThreadedMotoServer
 
+    from devstack.motoserver import patch_moto
+
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    patch_moto()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -1,0 +1,61 @@
+"""devstack's moto SQS patch: same behaviour (delays, visibility, retention, counts), linear cost."""
+
+from __future__ import annotations
+
+import time
+
+import boto3
+
+
+def _sqs(moto_endpoint: str):
+    return boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1")
+
+
+def test_visibility_delay_retention_and_counts_behave_as_sqs(moto_endpoint):
+    sqs = _sqs(moto_endpoint)
+    url = sqs.create_queue(QueueName="msqs-semantics", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="now")
+    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=2)
+    counts = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+              "ApproximateNumberOfMessagesDelayed"]
+
+    def attributes() -> list[int]:
+        got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=counts)["Attributes"]
+        return [int(got[name]) for name in counts]
+
+    assert attributes() == [1, 0, 1]
+    first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=1)["Messages"]
+    assert [m["Body"] for m in first] == ["now"]  # the delayed one is not given out yet
+    assert attributes() == [0, 1, 1]
+    time.sleep(2.2)  # "now" is visible again, "later" no longer delayed
+    again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30)["Messages"]
+    assert sorted(m["Body"] for m in again) == ["later", "now"]
+    assert attributes() == [0, 2, 0]
+
+
+def test_an_expired_message_is_not_delivered(moto_endpoint):
+    sqs = _sqs(moto_endpoint)
+    url = sqs.create_queue(QueueName="msqs-retention", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="old")
+    # Retention is checked against the send time: pretend this one was sent two minutes ago.
+    from moto.sqs.models import sqs_backends
+
+    (message,) = sqs_backends["123456789012"]["us-east-1"].get_queue("msqs-retention")._messages
+    message.sent_timestamp -= 120_000
+    assert "Messages" not in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+
+
+def test_receiving_does_not_rebuild_every_queue_attribute_per_message(moto_endpoint, monkeypatch):
+    # moto's retention check built all attributes (three passes over every message) for each
+    # candidate: quadratic in the backlog, which starved the routers of a 1,000-file burst.
+    from moto.sqs.models import Queue
+
+    sqs = _sqs(moto_endpoint)
+    url = sqs.create_queue(QueueName="msqs-backlog")["QueueUrl"]
+    for start in range(0, 50, 10):
+        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{start + i}"} for i in range(10)])
+    built = []
+    original = Queue.attributes
+    monkeypatch.setattr(Queue, "attributes", property(lambda queue: built.append(queue.name) or original.fget(queue)))
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=300)["Messages"]
+    assert len(got) == 10 and built == []
