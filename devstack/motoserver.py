@@ -17,12 +17,12 @@ from typing import Any
 
 def patch_moto() -> None:
     """devstack's fixes to moto, in the process that serves it: DynamoDB made thread-safe and
-    O(items touched) per transaction, SQS made O(queue length) per request."""
+    O(items touched) per transaction, SQS made O(queue length) per request, less work per request."""
     from devstack.motolocks import serialize_dynamodb
-    from devstack.motosqs import speed_up_sqs
+    from devstack.motospeed import speed_up_moto
 
     serialize_dynamodb()
-    speed_up_sqs()
+    speed_up_moto()
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""devstack's moto SQS patch: same behaviour (delays, visibility, retention, counts), linear cost."""
+"""devstack's moto speed-ups: same behaviour (SQS delays, visibility, retention, counts), less cost."""
 
 from __future__ import annotations
 
@@ -59,3 +59,11 @@ def test_receiving_does_not_rebuild_every_queue_attribute_per_message(moto_endpo
     monkeypatch.setattr(Queue, "attributes", property(lambda queue: built.append(queue.name) or original.fget(queue)))
     got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=300)["Messages"]
     assert len(got) == 10 and built == []
+
+
+def test_the_server_still_tells_services_apart(moto_endpoint):
+    # Host-name dispatch uses the cached module list: a service name is still a service.
+    import moto.backends
+
+    assert "sqs" in moto.backends.list_of_moto_modules() and "s3" in moto.backends.list_of_moto_modules()
+    assert _sqs(moto_endpoint).list_queues().get("QueueUrls") is not None
