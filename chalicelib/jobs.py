@@ -53,6 +53,22 @@ class InvalidTransition(ValueError):
         super().__init__(f"job {job_id}: cannot go from {current.value} to {wanted.value}")
 
 
+# File references one batch or job may store: DynamoDB items hold at most 400 KB, and a job's
+# item also carries its errors and steps. 1,000 files of 1 KB keys would not fit.
+FILE_RECORD_BUDGET = 256 * 1024
+
+
+def split_for_job(files: tuple[FileRef, ...], max_files: int) -> tuple[tuple[FileRef, ...], tuple[FileRef, ...]]:
+    """The files one job takes (at most `max_files`, within FILE_RECORD_BUDGET; at least one) and the rest."""
+    used, take = 0, 0
+    for f in files[:max_files]:
+        if take and used + f.record_bytes > FILE_RECORD_BUDGET:
+            break
+        used += f.record_bytes
+        take += 1
+    return files[:take], files[take:]
+
+
 @dataclass(frozen=True)
 class FileRef:
     """One version of one S3 object."""
@@ -66,6 +82,13 @@ class FileRef:
     @property
     def url(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def record_bytes(self) -> int:
+        """About what this reference takes in a stored batch or job (names, numbers, overhead):
+        a DynamoDB item holds at most 400 KB, and S3 keys may be 1 KB long."""
+        parts = (self.bucket, self.key, self.version, self.created or "")
+        return sum(len(part.encode()) for part in parts) + 32
 
 
 @dataclass(frozen=True)

@@ -91,9 +91,19 @@ class OpenBatch:
 
 
 @dataclass(frozen=True)
+class BatchTally:
+    """What an open batch holds, without its file list (cheap to read after every append)."""
+
+    batch_id: str
+    files: int
+    bytes: int
+    record_bytes: int  # the stored size of its file references (see FileRef.record_bytes)
+
+
+@dataclass(frozen=True)
 class AddResult:
     duplicate: bool
-    batch: OpenBatch | None = None
+    tally: BatchTally | None = None  # the open batch the file went into, once added
     opened: bool = False  # this call opened the batch
     existing_status: str | None = None
 

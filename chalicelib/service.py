@@ -19,11 +19,12 @@ from typing import Any, Protocol
 from chalicelib import logs, tracing
 from chalicelib.drift import HEAD_BYTES, NEW_COLUMN_TYPE, DriftError, plan_columns
 from chalicelib.events import FileEvent, StatementEvent
-from chalicelib.jobs import MOVE_KINDS, FileRef, Job, JobKind, JobStatus, LoadError, is_retryable_error, new_job_id
+from chalicelib.jobs import (FILE_RECORD_BUDGET, MOVE_KINDS, FileRef, Job, JobKind, JobStatus, LoadError,
+                            is_retryable_error, new_job_id, split_for_job)
 from chalicelib.outcomes import first_error, is_transient, load_error_from_row, requeue_delay
 from chalicelib.pipelines import Catalog, LoadPipeline, Warehouse
 from chalicelib.planner import build_load_plan
-from chalicelib.ports import (Clock, LedgerPort, NotifierPort, OpenBatch, QueuePort, StatementInfo, StoragePort,
+from chalicelib.ports import (BatchTally, Clock, LedgerPort, NotifierPort, QueuePort, StatementInfo, StoragePort,
                               WarehousePort)
 from chalicelib.settings import Settings
 from chalicelib.sql import max_files_per_job, render_call, render_load_errors_query, render_stl_load_errors_query
@@ -144,14 +145,14 @@ class Service:
                     logs.info("file_duplicate", file=url, version=ref.version, status=result.existing_status)
                     continue
                 report.queued_files.append(ref)
-                batch = result.batch
-                assert batch is not None
-                logs.info("file_batched", file=url, version=ref.version, batch_id=batch.batch_id,
-                          batch_files=len(batch.files))
+                tally = result.tally
+                assert tally is not None
+                logs.info("file_batched", file=url, version=ref.version, batch_id=tally.batch_id,
+                          batch_files=tally.files)
                 if result.opened:
-                    self.queue.schedule_flush(pipeline.name, batch.batch_id, pipeline.batch.max_seconds)
-                if self._batch_full(pipeline, batch):
-                    job = self.seal(pipeline.name, batch.batch_id)
+                    self.queue.schedule_flush(pipeline.name, tally.batch_id, pipeline.batch.max_seconds)
+                if self._batch_full(pipeline, tally):
+                    job = self.seal(pipeline.name, tally.batch_id)
                     if job:
                         report.jobs.append(job)
         return report
@@ -162,9 +163,9 @@ class Service:
             self._logged_unmatched.add(reason)
             logs.warning("file_unmatched", file=url, reason=reason)
 
-    def _batch_full(self, pipeline: LoadPipeline, batch: OpenBatch) -> bool:
-        return (len(batch.files) >= max_files_per_job(pipeline)
-                or batch.total_bytes >= pipeline.batch.max_bytes)
+    def _batch_full(self, pipeline: LoadPipeline, tally: BatchTally) -> bool:
+        return (tally.files >= max_files_per_job(pipeline) or tally.bytes >= pipeline.batch.max_bytes
+                or tally.record_bytes >= FILE_RECORD_BUDGET)
 
     def flush(self, pipeline_name: str, batch_id: str) -> Job | None:
         """The batch's age limit passed: seal it if it is still the open one."""
@@ -182,8 +183,7 @@ class Service:
                 return None
             now = self.clock.now()
             # Concurrent appends can overshoot the limit; the overflow stays open as a new batch.
-            cap = max_files_per_job(pipeline)
-            files, rest = batch.files[:cap], batch.files[cap:]
+            files, rest = split_for_job(batch.files, max_files_per_job(pipeline))
             job = Job(id=batch.batch_id, kind=JobKind.LOAD, pipeline=pipeline.name,
                       target=self._target(pipeline), status=JobStatus.QUEUED, files=files,
                       statement_id=None, attempt=1, max_attempts=self.settings.max_attempts,

@@ -20,7 +20,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from chalicelib.adapters.aws import client, error_code
 from chalicelib.jobs import FileRef, Job, JobStatus
-from chalicelib.ports import AddResult, JobPage, OpenBatch
+from chalicelib.ports import AddResult, BatchTally, JobPage, OpenBatch
 
 _ser, _de = TypeSerializer(), TypeDeserializer()
 TERMINAL = {JobStatus.SUCCEEDED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value}
@@ -90,10 +90,14 @@ class DynamoLedger:
             "UpdateExpression": ("SET files = list_append(if_not_exists(files, :empty), :f), "
                                  "batch_id = if_not_exists(batch_id, :bid), opened_at = if_not_exists(opened_at, :now), "
                                  "version = if_not_exists(version, :zero) + :one, item_type = :kind, "
-                                 "pipeline = :p, g2pk = :g2, g2sk = if_not_exists(g2sk, :bid)"),
+                                 "pipeline = :p, g2pk = :g2, g2sk = if_not_exists(g2sk, :bid), "
+                                 "file_count = if_not_exists(file_count, :zero) + :one, "
+                                 "total_bytes = if_not_exists(total_bytes, :zero) + :size, "
+                                 "record_bytes = if_not_exists(record_bytes, :zero) + :rb"),
             "ExpressionAttributeValues": _dump({":empty": [], ":f": [_file_map(file)], ":bid": batch_id,
                                                 ":now": now, ":zero": 0, ":one": 1, ":kind": "open",
-                                                ":p": pipeline, ":g2": "open"}),
+                                                ":p": pipeline, ":g2": "open", ":size": file.size,
+                                                ":rb": file.record_bytes}),
         }
         for attempt in range(8):
             try:
@@ -108,8 +112,19 @@ class DynamoLedger:
                 time.sleep(0.02 * 2 ** attempt)  # a conflicting transaction on the open batch: retry
         else:
             raise RuntimeError(f"could not record {file.bucket}/{file.key}: ledger kept conflicting")
-        batch = self.open_batch(pipeline)
-        return AddResult(duplicate=False, batch=batch, opened=batch is not None and batch.batch_id == batch_id)
+        tally = self._tally(pipeline)
+        return AddResult(duplicate=False, tally=tally, opened=tally is not None and tally.batch_id == batch_id)
+
+    def _tally(self, pipeline: str) -> BatchTally | None:
+        """The open batch's counters, not its file list: reading the whole list after every append
+        made landing a file cost O(files already batched)."""
+        item = self.api.get_item(TableName=self.table, Key=_dump({"pk": f"open#{pipeline}"}), ConsistentRead=True,
+                                 ProjectionExpression="batch_id, file_count, total_bytes, record_bytes").get("Item")
+        if not item:
+            return None
+        values = _load(item)
+        return BatchTally(batch_id=values["batch_id"], files=int(values["file_count"]),
+                          bytes=int(values["total_bytes"]), record_bytes=int(values["record_bytes"]))
 
     def file_status(self, file: FileRef) -> str | None:
         item = self.api.get_item(TableName=self.table, Key=_dump({"pk": file_pk(file)}), ConsistentRead=True).get("Item")
@@ -139,7 +154,9 @@ class DynamoLedger:
         if remainder:
             rest = {"pk": f"open#{batch.pipeline}", "item_type": "open", "pipeline": batch.pipeline,
                     "batch_id": remainder_id, "files": [_file_map(f) for f in remainder], "opened_at": batch.opened_at,
-                    "version": batch.version + 1, "g2pk": "open", "g2sk": remainder_id}
+                    "version": batch.version + 1, "g2pk": "open", "g2sk": remainder_id,
+                    "file_count": len(remainder), "total_bytes": sum(f.size for f in remainder),
+                    "record_bytes": sum(f.record_bytes for f in remainder)}
             first = {"Put": {"TableName": self.table, "Item": _dump(rest), **condition}}
         else:
             first = {"Delete": {"TableName": self.table, "Key": key, **condition}}

@@ -9,7 +9,7 @@ from typing import Any
 
 from chalicelib.jobs import FileRef, Job, JobStatus
 from chalicelib.pipelines import TableName, Warehouse
-from chalicelib.ports import AddResult, JobPage, OpenBatch, StatementInfo, SubStatement
+from chalicelib.ports import AddResult, BatchTally, JobPage, OpenBatch, StatementInfo, SubStatement
 
 TERMINAL = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
 
@@ -33,7 +33,9 @@ class FakeLedger:
             current = OpenBatch(pipeline, current.batch_id, current.files + (file,), current.opened_at,
                                 current.version + 1)
         self.batches[pipeline] = current
-        return AddResult(duplicate=False, batch=current, opened=current.batch_id == batch_id)
+        tally = BatchTally(current.batch_id, len(current.files), current.total_bytes,
+                           sum(f.record_bytes for f in current.files))
+        return AddResult(duplicate=False, tally=tally, opened=current.batch_id == batch_id)
 
     def open_batch(self, pipeline: str) -> OpenBatch | None:
         return self.batches.get(pipeline)

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from chalicelib.jobs import (
+    FILE_RECORD_BUDGET,
     FileRef,
     InvalidTransition,
     Job,
@@ -17,6 +18,7 @@ from chalicelib.jobs import (
     is_retryable_error,
     new_job_id,
     retry_delay,
+    split_for_job,
 )
 
 NOW = 1795347240.0  # 2026-11-22T11:34:00Z
@@ -147,3 +149,14 @@ def test_is_retryable_error(message: str | None, retryable: bool) -> None:
 def test_retry_delay_doubles_up_to_a_cap() -> None:
     assert [retry_delay(a) for a in (1, 2, 3, 4, 5, 6, 7, 20)] == [5, 10, 20, 40, 80, 160, 300, 300]
     assert retry_delay(0) == 5
+
+
+def test_a_job_takes_files_up_to_its_count_and_its_record_budget():
+    small = tuple(FileRef("b", f"k{i}", "v", 1) for i in range(5))
+    assert split_for_job(small, 3) == (small[:3], small[3:])
+    big = tuple(FileRef("b", f"{i:03d}" + "x" * 2000, "v", 1) for i in range(300))
+    take, rest = split_for_job(big, 1000)
+    assert sum(f.record_bytes for f in take) <= FILE_RECORD_BUDGET < sum(f.record_bytes for f in big[:len(take) + 1])
+    assert take + rest == big
+    huge = (FileRef("b", "x" * (FILE_RECORD_BUDGET + 1), "v", 1),)
+    assert split_for_job(huge, 10) == (huge, ())  # never an empty job: one file always goes

@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib import handlers
 from chalicelib.events import FileEvent, StatementEvent
-from chalicelib.jobs import JobStatus
+from chalicelib.jobs import FILE_RECORD_BUDGET, JobStatus
 from chalicelib.pipelines import parse_catalog
 from chalicelib.service import Disposition, Service
 from chalicelib.settings import Settings
@@ -132,6 +132,20 @@ def test_full_batch_is_sealed_into_one_queued_job_per_table(env):
     assert job.status is JobStatus.QUEUED and len(job.files) == 3
     assert service.queue.enqueued == [(job.id, "main:sales.orders", f"{job.id}-1")]
     assert service.ledger.open_batch("orders") is None
+
+
+def test_a_batch_of_long_keys_is_sealed_before_its_references_outgrow_a_ledger_item(env):
+    # 1 KB keys: max_files would take ~400 KB of references, past DynamoDB's item limit; the
+    # batch is sealed once its references reach the budget, and every file ends up in a job.
+    service, _ = env
+    service.catalog = parse_catalog(CATALOG.replace("max_files = 2, max_seconds = 10", "max_files = 1000"), "p.toml")
+    keys = [f"events/{i:04d}-" + "k" * 1000 + ".json" for i in range(400)]
+    report = service.files_landed([file_event(k) for k in keys])
+    sealed = [f.key for job in report.jobs for f in job.files]
+    assert report.jobs and len(report.jobs[0].files) < len(keys)
+    assert all(sum(f.record_bytes for f in job.files) <= FILE_RECORD_BUDGET for job in report.jobs)
+    left = service.ledger.open_batch("events")
+    assert sorted(sealed + [f.key for f in (left.files if left else ())]) == sorted(keys)
 
 
 def test_flush_of_an_already_sealed_batch_does_nothing(env):

@@ -1,0 +1,32 @@
+"""The DynamoDB ledger's open-batch counters, against moto: what routing decides on without reading the file list."""
+
+from __future__ import annotations
+
+import boto3
+
+from chalicelib import resources
+from chalicelib.adapters.ledger import DynamoLedger
+from chalicelib.jobs import FileRef, Job, JobKind, JobStatus
+from devstack.aws import create_table
+
+
+def test_counters_follow_appends_and_a_seal_that_leaves_files_open(moto_endpoint):
+    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+    create_table(ddb, resources.LEDGER_TABLE, "tally-ledger")
+    ledger = DynamoLedger("tally-ledger", api=ddb)
+    files = [FileRef("b", f"t/{i}.csv" + "k" * i, f"v{i}", 100 + i, "2026-11-30T10:00:00Z") for i in range(4)]
+    results = [ledger.add_file("t", f, now=1.0, batch_id=f"b{i}", force=False) for i, f in enumerate(files)]
+    assert [r.opened for r in results] == [True, False, False, False]
+    tally = results[-1].tally
+    assert (tally.batch_id, tally.files, tally.bytes) == ("b0", 4, sum(f.size for f in files))
+    assert tally.record_bytes == sum(f.record_bytes for f in files)
+    assert ledger.add_file("t", files[0], now=2.0, batch_id="x", force=False).duplicate
+
+    batch = ledger.open_batch("t")
+    job = Job(id=batch.batch_id, kind=JobKind.LOAD, pipeline="t", target="main:s.t", status=JobStatus.QUEUED,
+              files=batch.files[:3], statement_id=None, attempt=1, max_attempts=3, created_at=1.0, updated_at=1.0,
+              submitted_at=None, finished_at=None, rows=None, error=None, load_errors=(), steps=())
+    assert ledger.seal_batch(batch, job, remainder=batch.files[3:], remainder_id="b9")
+    after = ledger.add_file("t", FileRef("b", "t/late.csv", "v", 7, ""), now=3.0, batch_id="b10", force=False).tally
+    assert (after.batch_id, after.files, after.bytes) == ("b9", 2, files[3].size + 7)
+    assert after.record_bytes == files[3].record_bytes + FileRef("b", "t/late.csv", "v", 7, "").record_bytes
