@@ -17,7 +17,9 @@ The patches keep moto's behaviour and change only its cost:
 - the clock used by `moto.sqs.models` reads `time.time()` (same value, no datetime round trip);
 - the retention check reads the queue's retention period directly instead of building every
   attribute for each message;
-- the list of moto's service modules is read once.
+- the list of moto's service modules is read once;
+- a DynamoDB projection converts only the attributes it names (moto converted the whole item,
+  once per projected attribute: the loader's read of a batch's counters cost O(files in it)).
 """
 
 from __future__ import annotations
@@ -46,6 +48,20 @@ def _retention_ok(self: Any, queue_name: str, message: Any) -> bool:
     return retention_period + message.sent_timestamp / 1000 > time.time()
 
 
+def _project(self: Any, projection_expressions: list[list[str]]) -> Any:
+    """moto's Item.project over only the top-level attributes the expressions start with."""
+    from moto.dynamodb.models import dynamo_type
+
+    heads = {expr[0].split("[")[0] for expr in projection_expressions}
+    plain = {name: dynamo_type.deserializer.deserialize(value.to_regular_json())
+             for name, value in self.attrs.items() if name in heads}
+    result: dict[str, Any] = {}
+    for expr in projection_expressions:
+        dynamo_type.merge_dicts(result, dynamo_type.find_nested_key(expr, plain))
+    return dynamo_type.Item(hash_key=self.hash_key, range_key=self.range_key,
+                            attrs=dynamo_type.serializer.serialize(result)["M"])
+
+
 def speed_up_moto() -> None:
     """Patch moto in this process (idempotent)."""
     global _applied
@@ -61,4 +77,7 @@ def speed_up_moto() -> None:
     models.unix_time = _unix_time  # type: ignore[assignment]
     models.unix_time_millis = _unix_time_millis  # type: ignore[assignment]
     models.SQSBackend.is_message_valid_based_on_retention_period = _retention_ok  # type: ignore[method-assign]
+    from moto.dynamodb.models.dynamo_type import Item
+
+    Item.project = _project  # type: ignore[method-assign]
     _applied = True

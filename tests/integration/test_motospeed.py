@@ -67,3 +67,16 @@ def test_the_server_still_tells_services_apart(moto_endpoint):
 
     assert "sqs" in moto.backends.list_of_moto_modules() and "s3" in moto.backends.list_of_moto_modules()
     assert _sqs(moto_endpoint).list_queues().get("QueueUrls") is not None
+
+
+def test_projections_still_pick_nested_attributes_and_list_elements(moto_endpoint):
+    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+    ddb.create_table(TableName="msp-t", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    ddb.put_item(TableName="msp-t", Item={"pk": {"S": "a"}, "n": {"N": "3"}, "m": {"M": {"x": {"S": "1"}, "y": {"S": "2"}}},
+                                          "l": {"L": [{"S": "p"}, {"S": "q"}]}, "big": {"L": [{"N": "1"}] * 500}})
+    got = ddb.get_item(TableName="msp-t", Key={"pk": {"S": "a"}}, ProjectionExpression="n, m.y, l[1], absent")["Item"]
+    assert got == {"n": {"N": "3"}, "m": {"M": {"y": {"S": "2"}}}, "l": {"L": [{"S": "q"}]}}
+    named = ddb.get_item(TableName="msp-t", Key={"pk": {"S": "a"}}, ProjectionExpression="#n",
+                         ExpressionAttributeNames={"#n": "n"})["Item"]
+    assert named == {"n": {"N": "3"}}
