@@ -120,7 +120,13 @@ def main() -> int:
                     raise RuntimeError(f"job failed: {failed[0].error}")
                 return jobs if loaded >= per_table * args.tables else None
 
-            jobs = stack.wait_for(all_loaded, timeout=600, interval=1.0, what="all files loaded")  # polling the ledger costs moto CPU
+            # Watch the rows in PostgreSQL first: listing every job (with its files) each second made
+            # moto serialise thousands of file references per poll, slowing the loader it measured.
+            with psycopg.connect(stack.warehouse_dsn("main"), autocommit=True) as watch:
+                count_sql = " + ".join(f"(SELECT COUNT(*) FROM bench.t{t})" for t in range(args.tables))
+                stack.wait_for(lambda: watch.execute(f"SELECT {count_sql}").fetchone()[0] >= per_table * args.tables
+                               * args.rows, timeout=900, interval=0.2, what="all rows committed")
+            jobs = stack.wait_for(all_loaded, timeout=120, interval=0.2, what="all jobs SUCCEEDED")
             wall = time.monotonic() - started
             total_rows = per_table * args.tables * args.rows
             with psycopg.connect(stack.warehouse_dsn("main")) as conn:
