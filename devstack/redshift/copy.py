@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import gzip
 import re
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -28,7 +26,7 @@ from devstack.redshift.copyconvert import PG_NULL, Column, Converter, make_conve
 from devstack.redshift.copyformats import (Fault, FaultError, Record, csv_records, json_records, parquet_records,
                                            parse_jsonpaths, text_records)
 from devstack.redshift.copyopts import CopySpec, parse_copy
-from devstack.redshift.s3io import S3Object, check_found, open_object, read_whole, resolve_sources
+from devstack.redshift.s3io import DECOMPRESSION_ERRORS, S3Object, check_found, open_object, read_whole, resolve_sources
 
 WRITE_CHUNK = 1 << 20
 MAX_RECORDED_ERRORS = 1000
@@ -245,7 +243,7 @@ class _Discard:
 def _guard_decompression(records: Iterator[Record], obj: S3Object, spec: CopySpec) -> Iterator[Record]:
     try:
         yield from records
-    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+    except DECOMPRESSION_ERRORS as exc:
         raise RedshiftError(f"ERROR: {spec.compression or 'read'} error in {obj.url}: {exc}. "
                             "Check the file's compression matches the COPY options.") from None
     except Exception as exc:

@@ -12,11 +12,22 @@ import bz2
 import gzip
 import io
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
 from devstack.redshift.contracts import RedshiftError
+
+try:  # ISA-L's gunzip is 2-3x zlib's, and COPY of gzipped files spends most of its own CPU there
+    from isal import igzip as _gzip
+    from isal.isal_zlib import error as _isal_error
+except ImportError:  # pragma: no cover - isal is in requirements-dev.txt; plain gzip still works
+    _gzip = gzip  # type: ignore[assignment]
+    _isal_error = zlib.error  # type: ignore[misc]
+
+# What a damaged or mislabelled compressed file raises while it is read.
+DECOMPRESSION_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, zlib.error, gzip.BadGzipFile, _isal_error)
 
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 
@@ -138,7 +149,7 @@ def open_object(s3: Any, obj: S3Object, compression: str | None) -> IO[bytes] | 
     obj.size, obj.found = int(response.get("ContentLength", obj.size)), True
     raw: IO[bytes] = io.BufferedReader(_Readable(body), buffer_size=1 << 20)
     if compression == "GZIP":
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+        return _gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     if compression == "BZIP2":
         return bz2.BZ2File(raw, mode="rb")  # type: ignore[return-value]
     if compression == "ZSTD":
