@@ -122,6 +122,9 @@ class LedgerPort(Protocol):
 
     def open_batches(self) -> list[OpenBatch]: ...
 
+    def busy_pipelines(self) -> set[str]:
+        """Pipelines with an open batch or an unfinished LOAD job (cheap: no file lists)."""
+
     def seal_batch(self, batch: OpenBatch, job: Job, *, remainder: tuple[FileRef, ...] = (),
                    remainder_id: str | None = None) -> bool:
         """Atomically close `batch` (if unchanged) and create `job`. False if it changed meanwhile.

@@ -261,8 +261,7 @@ class Service:
         waits = set(self.catalog.followup(job.pipeline).wait_for)
         if not waits:
             return False
-        busy = {b.pipeline for b in self.ledger.open_batches()} | {
-            j.pipeline for j in self.ledger.active_jobs() if j.kind is JobKind.LOAD}
+        busy = self.ledger.busy_pipelines()  # every check: so without the jobs' file lists
         if busy & waits:
             logs.info("followup_waiting_for_loads", pipelines=sorted(busy & waits))
             return True

@@ -19,7 +19,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from chalicelib.adapters.aws import client, error_code
-from chalicelib.jobs import FileRef, Job, JobStatus
+from chalicelib.jobs import FileRef, Job, JobKind, JobStatus
 from chalicelib.ports import AddResult, BatchTally, JobPage, OpenBatch
 
 _ser, _de = TypeSerializer(), TypeDeserializer()
@@ -265,10 +265,19 @@ class DynamoLedger:
     def active_jobs(self) -> list[Job]:
         return [Job.from_item(_strip(i)) for i in self._query_index("active_jobs", "g2pk", "active")]
 
-    def _query_index(self, index: str, key: str, value: str) -> list[dict[str, Any]]:
+    def busy_pipelines(self) -> set[str]:
+        """Pipelines with an open batch or an unfinished load, read without any file list."""
+        fields = {"ProjectionExpression": "pipeline, #kind", "ExpressionAttributeNames": {"#kind": "kind"}}
+        batches = self._query_index("active_jobs", "g2pk", "open", **fields)
+        loads = [i for i in self._query_index("active_jobs", "g2pk", "active", **fields)
+                 if i.get("kind") == JobKind.LOAD.value]
+        return {i["pipeline"] for i in batches + loads}
+
+    def _query_index(self, index: str, key: str, value: str, **extra: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"TableName": self.table, "IndexName": index,
-                                  "KeyConditionExpression": f"{key} = :v", "ExpressionAttributeValues": _dump({":v": value})}
+                                  "KeyConditionExpression": f"{key} = :v", "ExpressionAttributeValues": _dump({":v": value}),
+                                  **extra}
         while True:
             page = self.api.query(**kwargs)
             items += [_load(i) for i in page.get("Items", [])]

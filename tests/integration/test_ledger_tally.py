@@ -30,3 +30,20 @@ def test_counters_follow_appends_and_a_seal_that_leaves_files_open(moto_endpoint
     after = ledger.add_file("t", FileRef("b", "t/late.csv", "v", 7, ""), now=3.0, batch_id="b10", force=False).tally
     assert (after.batch_id, after.files, after.bytes) == ("b9", 2, files[3].size + 7)
     assert after.record_bytes == files[3].record_bytes + FileRef("b", "t/late.csv", "v", 7, "").record_bytes
+
+
+def test_busy_pipelines_are_those_with_an_open_batch_or_an_unfinished_load(moto_endpoint):
+    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+    create_table(ddb, resources.LEDGER_TABLE, "busy-ledger")
+    ledger = DynamoLedger("busy-ledger", api=ddb)
+    ledger.add_file("landing_p", FileRef("b", "k.csv", "v", 1, ""), now=1.0, batch_id="b1", force=False)
+
+    def job(job_id: str, kind: JobKind, pipeline: str, status: JobStatus) -> Job:
+        return Job(id=job_id, kind=kind, pipeline=pipeline, target="main:s.t", status=status, files=(),
+                   statement_id=None, attempt=1, max_attempts=3, created_at=1.0, updated_at=1.0, submitted_at=None,
+                   finished_at=None, rows=None, error=None, load_errors=(), steps=())
+
+    assert ledger.create_job(job("j1", JobKind.LOAD, "loading_p", JobStatus.QUEUED))
+    assert ledger.create_job(job("j2", JobKind.LOAD, "done_p", JobStatus.SUCCEEDED))
+    assert ledger.create_job(job("j3", JobKind.FOLLOWUP, "followup_p", JobStatus.QUEUED))
+    assert ledger.busy_pipelines() == {"landing_p", "loading_p"}

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.jobs import FileRef, Job, JobStatus
+from chalicelib.jobs import FileRef, Job, JobKind, JobStatus
 from chalicelib.pipelines import TableName, Warehouse
 from chalicelib.ports import AddResult, BatchTally, JobPage, OpenBatch, StatementInfo, SubStatement
 
@@ -91,6 +91,9 @@ class FakeLedger:
 
     def active_jobs(self) -> list[Job]:
         return [j for j in self.jobs.values() if j.status not in TERMINAL]
+
+    def busy_pipelines(self) -> set[str]:
+        return set(self.batches) | {j.pipeline for j in self.active_jobs() if j.kind is JobKind.LOAD}
 
     def mark_files(self, files: Iterable[FileRef], status: str, job_id: str) -> None:
         for f in files:
