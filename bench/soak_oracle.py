@@ -209,6 +209,11 @@ def _check_jobs(verdict: Verdict, files: Sequence[SoakFile], jobs: Sequence[Job]
         ok_jobs, bad_jobs = succeeded.get(f.url, []), failed.get(f.url, [])
         if f.bad:
             named = [j for j in bad_jobs if any(e.file == f.url for e in j.load_errors)]
+            if f.pipeline == REPLACE and not named:
+                # A replace batch is never split around a bad file, and COPY stops at its first bad
+                # row: with two bad snapshots in one batch only the first is named. The other is in
+                # the same failed job, whose load errors name a file of it.
+                named = [j for j in bad_jobs if j.load_errors and (j.error or "").strip()]
             if ok_jobs:
                 verdict.add(f"{f.url} has a bad row but job(s) {ok_jobs} loaded it")
             elif not named:

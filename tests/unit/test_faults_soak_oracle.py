@@ -98,3 +98,19 @@ def test_an_earlier_snapshot_may_stay_failed_with_its_reason_but_not_an_append_f
     seen.jobs[1] = dataclasses.replace(seen.jobs[1], status=JobStatus.FAILED, error="ERROR: 1023")
     seen.file_status[files[0].url] = "FAILED"
     assert any("was never loaded" in p for p in oracle.check(files, runs, last, seen).problems)
+
+
+def test_two_bad_snapshots_in_one_failed_replace_batch_need_only_one_named():
+    # Found by a 3,000-file soak: COPY stops at the first bad row, and replace batches are not split.
+    rng = random.Random(9)
+    first, second = (oracle.make_file(n, oracle.REPLACE, rng, bad=True) for n in (1, 2))
+    last = oracle.make_file(3, oracle.REPLACE, rng)
+    jobs = [job([first, second], JobStatus.FAILED, error="ERROR: Load into table failed", bad=first), job([last])]
+    seen = oracle.Observed(events=[], accounts=[], snapshot=list(last.rows), followup_log=[], jobs=jobs,
+                           file_status={first.url: "FAILED", second.url: "FAILED", last.url: "LOADED"})
+    assert oracle.check([first, second, last], [], last, seen).ok
+    append_bad = [oracle.make_file(n, oracle.APPEND, rng, bad=True) for n in (4, 5)]
+    jobs = [job(append_bad, JobStatus.FAILED, error="ERROR: Load into table failed", bad=append_bad[0]), job([last])]
+    seen = dataclasses.replace(seen, jobs=jobs, file_status={**{f.url: "FAILED" for f in append_bad}, last.url: "LOADED"})
+    problems = oracle.check([*append_bad, last], [], last, seen).problems
+    assert any(append_bad[1].url in p and "no failed job names it" in p for p in problems)  # appends are split
