@@ -117,10 +117,14 @@ class Ledger:
             return False
         if pipeline is not None:
             return True
+        return not any(self.landing_counts().values())
+
+    def landing_counts(self) -> dict[str, int]:
+        """Messages waiting, in flight and delayed on the landing queue."""
         names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
                  "ApproximateNumberOfMessagesDelayed"]
         attributes = self.sqs.get_queue_attributes(QueueUrl=self.landing_url, AttributeNames=names)["Attributes"]
-        return all(int(attributes.get(name, "0")) == 0 for name in names)
+        return {name: int(attributes.get(name, "0")) for name in names}
 
     def jobs(self) -> list[Job]:
         jobs, token = [], None
@@ -149,12 +153,9 @@ class Ledger:
         in_jobs = {ref.url for j in jobs for ref in j.files}
         orphans = [f.url for f in files if f.url not in in_jobs]
         followups = sum(1 for j in jobs if j.kind is JobKind.FOLLOWUP)
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                 "ApproximateNumberOfMessagesDelayed"]
-        landing = self.sqs.get_queue_attributes(QueueUrl=self.landing_url, AttributeNames=names)["Attributes"]
         return (f"jobs not finished {len(open_jobs)}: {open_jobs[:10]}; open batches {batches[:10]}; "
                 f"files not in a job {len(orphans)}: {orphans[:10]}; follow-ups {followups} of {dms_runs}; "
-                f"landing queue {landing}")
+                f"landing queue {self.landing_counts()}")
 
 
 # ------------------------------------------------------------------------ landing

@@ -99,6 +99,10 @@ class BatchTally:
     bytes: int
     record_bytes: int  # the stored size of its file references (see FileRef.record_bytes)
 
+    @classmethod
+    def of(cls, batch_id: str, files: tuple[FileRef, ...]) -> BatchTally:
+        return cls(batch_id, len(files), sum(f.size for f in files), sum(f.record_bytes for f in files))
+
 
 @dataclass(frozen=True)
 class AddResult:

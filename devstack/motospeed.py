@@ -24,11 +24,11 @@ The patches keep moto's behaviour and change only its cost:
 
 from __future__ import annotations
 
-import functools
 import time
 from typing import Any
 
 _applied = False
+_ORIGINAL: dict[str, Any] = {}  # moto's clock functions, for calls with an explicit datetime
 
 
 def _unix_time(dt: Any = None) -> float:
@@ -37,9 +37,6 @@ def _unix_time(dt: Any = None) -> float:
 
 def _unix_time_millis(dt: Any = None) -> float:
     return time.time() * 1000.0 if dt is None else _ORIGINAL["unix_time_millis"](dt)
-
-
-_ORIGINAL: dict[str, Any] = {}
 
 
 def _retention_ok(self: Any, queue_name: str, message: Any) -> bool:
@@ -71,7 +68,7 @@ def speed_up_moto() -> None:
     from moto.sqs import models
 
     modules = tuple(moto.backends.list_of_moto_modules())
-    moto.backends.list_of_moto_modules = functools.lru_cache(maxsize=None)(lambda: modules)  # type: ignore[assignment]
+    moto.backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
 
     _ORIGINAL["unix_time"], _ORIGINAL["unix_time_millis"] = models.unix_time, models.unix_time_millis
     models.unix_time = _unix_time  # type: ignore[assignment]

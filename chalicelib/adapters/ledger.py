@@ -152,11 +152,11 @@ class DynamoLedger:
         key = _dump({"pk": f"open#{batch.pipeline}"})
         condition = {"ConditionExpression": "version = :v", "ExpressionAttributeValues": _dump({":v": batch.version})}
         if remainder:
+            tally = BatchTally.of(remainder_id or "", remainder)
             rest = {"pk": f"open#{batch.pipeline}", "item_type": "open", "pipeline": batch.pipeline,
                     "batch_id": remainder_id, "files": [_file_map(f) for f in remainder], "opened_at": batch.opened_at,
                     "version": batch.version + 1, "g2pk": "open", "g2sk": remainder_id,
-                    "file_count": len(remainder), "total_bytes": sum(f.size for f in remainder),
-                    "record_bytes": sum(f.record_bytes for f in remainder)}
+                    "file_count": tally.files, "total_bytes": tally.bytes, "record_bytes": tally.record_bytes}
             first = {"Put": {"TableName": self.table, "Item": _dump(rest), **condition}}
         else:
             first = {"Delete": {"TableName": self.table, "Key": key, **condition}}

@@ -33,9 +33,8 @@ class FakeLedger:
             current = OpenBatch(pipeline, current.batch_id, current.files + (file,), current.opened_at,
                                 current.version + 1)
         self.batches[pipeline] = current
-        tally = BatchTally(current.batch_id, len(current.files), current.total_bytes,
-                           sum(f.record_bytes for f in current.files))
-        return AddResult(duplicate=False, tally=tally, opened=current.batch_id == batch_id)
+        return AddResult(duplicate=False, tally=BatchTally.of(current.batch_id, current.files),
+                         opened=current.batch_id == batch_id)
 
     def open_batch(self, pipeline: str) -> OpenBatch | None:
         return self.batches.get(pipeline)
