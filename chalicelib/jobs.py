@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 
 class JobStatus(str, Enum):
@@ -221,6 +221,30 @@ def _iso(value: float | None) -> str | None:
     return datetime.fromtimestamp(value, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@dataclass(frozen=True)
+class JobSummary:
+    """An unfinished job as the sweeper and the busy checks see it: read without its file list,
+    which may hold hundreds of references (reading them all on every sweep grew with the backlog)."""
+
+    id: str
+    kind: JobKind
+    pipeline: str
+    target: str
+    status: JobStatus
+    updated_at: float
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("id", "kind", "pipeline", "target", "status", "updated_ms")
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> JobSummary:
+        return cls(id=item["id"], kind=JobKind(item["kind"]), pipeline=item["pipeline"], target=item["target"],
+                   status=JobStatus(item["status"]), updated_at=_time(item, "updated"))
+
+    @classmethod
+    def of(cls, job: Job) -> JobSummary:
+        return cls(job.id, job.kind, job.pipeline, job.target, job.status, job.updated_at)
+
+
 def _ms(seconds: float) -> int:
     return int(round(seconds * 1000))
 
@@ -243,6 +267,7 @@ __all__ = [
     "Job",
     "JobKind",
     "JobStatus",
+    "JobSummary",
     "MOVE_KINDS",
     "LoadError",
     "is_retryable_error",

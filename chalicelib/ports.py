@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chalicelib.jobs import FileRef, Job, JobStatus
+from chalicelib.jobs import FileRef, Job, JobStatus, JobSummary
 from chalicelib.pipelines import TableName, Warehouse
 
 TERMINAL_STATEMENT_STATES = frozenset({"FINISHED", "FAILED", "ABORTED"})
@@ -150,7 +150,7 @@ class LedgerPort(Protocol):
     def list_jobs(self, *, pipeline: str | None, status: str | None, since: float | None,
                   limit: int, next_token: str | None) -> JobPage: ...
 
-    def active_jobs(self) -> list[Job]: ...
+    def active_jobs(self) -> list[JobSummary]: ...
 
     def mark_files(self, files: Iterable[FileRef], status: str, job_id: str) -> None: ...
 

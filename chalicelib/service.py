@@ -612,15 +612,17 @@ class Service:
         for job in sorted(active, key=lambda j: j.id):
             if job.status is JobStatus.QUEUED:
                 first_waiting.setdefault(job.target, job.id)
-        for job in active:
-            if now - job.updated_at < self.settings.sweep_grace_seconds:
+        for summary in active:
+            if now - summary.updated_at < self.settings.sweep_grace_seconds:
                 continue
-            if job.status is JobStatus.QUEUED and first_waiting.get(job.target) != job.id:
+            if summary.status is JobStatus.QUEUED and first_waiting.get(summary.target) != summary.id:
                 continue
-            with tracing.job_scope("sweep_job", job_id=job.id, pipeline=job.pipeline, table=job.target):
+            with tracing.job_scope("sweep_job", job_id=summary.id, pipeline=summary.pipeline, table=summary.target):
                 try:
-                    self._sweep_job(job, now, report)
+                    job = self.ledger.get_job(summary.id)  # whole, now that it is worth sweeping
+                    if job is not None and job.status not in TERMINAL:
+                        self._sweep_job(job, now, report)
                 except Exception as exc:  # one job's trouble must not leave every later job unswept
-                    report.errors.append(job.id)
+                    report.errors.append(summary.id)
                     logs.error("sweep_job_failed", error=f"{type(exc).__name__}: {exc}")
         return report

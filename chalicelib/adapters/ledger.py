@@ -19,7 +19,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from chalicelib.adapters.aws import client, error_code
-from chalicelib.jobs import FileRef, Job, JobKind, JobStatus
+from chalicelib.jobs import FileRef, Job, JobKind, JobStatus, JobSummary
 from chalicelib.ports import AddResult, BatchTally, JobPage, OpenBatch
 
 _ser, _de = TypeSerializer(), TypeDeserializer()
@@ -262,16 +262,17 @@ class DynamoLedger:
         token = base64.urlsafe_b64encode(json.dumps(start).encode()).decode() if start else None
         return JobPage(jobs, token)
 
-    def active_jobs(self) -> list[Job]:
-        return [Job.from_item(_strip(i)) for i in self._query_index("active_jobs", "g2pk", "active")]
+    def active_jobs(self) -> list[JobSummary]:
+        names = {f"#{name}": name for name in JobSummary.FIELDS}
+        items = self._query_index("active_jobs", "g2pk", "active", ProjectionExpression=", ".join(names),
+                                  ExpressionAttributeNames=names)
+        return [JobSummary.from_item(i) for i in items]
 
     def busy_pipelines(self) -> set[str]:
         """Pipelines with an open batch or an unfinished load, read without any file list."""
-        fields = {"ProjectionExpression": "pipeline, #kind", "ExpressionAttributeNames": {"#kind": "kind"}}
-        batches = self._query_index("active_jobs", "g2pk", "open", **fields)
-        loads = [i for i in self._query_index("active_jobs", "g2pk", "active", **fields)
-                 if i.get("kind") == JobKind.LOAD.value]
-        return {i["pipeline"] for i in batches + loads}
+        batches = self._query_index("active_jobs", "g2pk", "open", ProjectionExpression="pipeline")
+        loads = {j.pipeline for j in self.active_jobs() if j.kind is JobKind.LOAD}
+        return {i["pipeline"] for i in batches} | loads
 
     def _query_index(self, index: str, key: str, value: str, **extra: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

@@ -6,7 +6,7 @@ import boto3
 
 from chalicelib import resources
 from chalicelib.adapters.ledger import DynamoLedger
-from chalicelib.jobs import FileRef, Job, JobKind, JobStatus
+from chalicelib.jobs import FileRef, Job, JobKind, JobStatus, JobSummary
 from devstack.aws import create_table
 
 
@@ -47,3 +47,23 @@ def test_busy_pipelines_are_those_with_an_open_batch_or_an_unfinished_load(moto_
     assert ledger.create_job(job("j2", JobKind.LOAD, "done_p", JobStatus.SUCCEEDED))
     assert ledger.create_job(job("j3", JobKind.FOLLOWUP, "followup_p", JobStatus.QUEUED))
     assert ledger.busy_pipelines() == {"landing_p", "loading_p"}
+
+
+def test_active_jobs_are_read_as_summaries_without_their_file_lists(moto_endpoint):
+    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+    create_table(ddb, resources.LEDGER_TABLE, "active-ledger")
+    ledger = DynamoLedger("active-ledger", api=ddb)
+    files = tuple(FileRef("b", f"t/{i}.csv", f"v{i}", 10, "") for i in range(300))
+    queries: list[dict] = []
+    ddb.meta.events.register("provide-client-params.dynamodb.Query", lambda params, **_: queries.append(params))
+
+    def job(job_id: str, status: JobStatus, updated: float) -> Job:
+        return Job(id=job_id, kind=JobKind.LOAD, pipeline="p", target="main:s.t", status=status, files=files,
+                   statement_id=None, attempt=1, max_attempts=3, created_at=1.0, updated_at=updated,
+                   submitted_at=None, finished_at=None, rows=None, error=None, load_errors=(), steps=())
+
+    assert ledger.create_job(job("j1", JobStatus.QUEUED, 2.5))
+    assert ledger.create_job(job("j2", JobStatus.SUCCEEDED, 3.0))
+    assert ledger.active_jobs() == [JobSummary("j1", JobKind.LOAD, "p", "main:s.t", JobStatus.QUEUED, 2.5)]
+    assert "files" not in queries[-1]["ProjectionExpression"]
+    assert ledger.get_job("j1").files == files  # the whole job is still there for whoever needs it

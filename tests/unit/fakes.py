@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.jobs import FileRef, Job, JobKind, JobStatus
+from chalicelib.jobs import FileRef, Job, JobKind, JobStatus, JobSummary
 from chalicelib.pipelines import TableName, Warehouse
 from chalicelib.ports import AddResult, BatchTally, JobPage, OpenBatch, StatementInfo, SubStatement
 
@@ -88,8 +88,8 @@ class FakeLedger:
         page = jobs[start:start + limit]
         return JobPage(page, str(start + limit) if start + limit < len(jobs) else None)
 
-    def active_jobs(self) -> list[Job]:
-        return [j for j in self.jobs.values() if j.status not in TERMINAL]
+    def active_jobs(self) -> list[JobSummary]:
+        return [JobSummary.of(j) for j in self.jobs.values() if j.status not in TERMINAL]
 
     def busy_pipelines(self) -> set[str]:
         return set(self.batches) | {j.pipeline for j in self.active_jobs() if j.kind is JobKind.LOAD}

@@ -344,6 +344,22 @@ def test_one_job_the_sweeper_cannot_check_does_not_block_the_others(env):
     assert report.errors == [first.id] and report.finished == [second.id]
 
 
+def test_sweeper_leaves_a_job_that_finished_after_it_was_listed(env):
+    service, clock = env
+    job = land_and_seal(service, "orders/1.csv")
+    service.run_job_message(job.id, receipt="r1", receive_count=1)
+    statement_id = service.ledger.get_job(job.id).statement_id
+    listed = service.ledger.active_jobs()
+    service.warehouse.finish(statement_id)
+    # its completion event lands between the listing and the sweep
+    service.statement_finished(StatementEvent(statement_id, f"redshift-loader:{job.id}:1", "FINISHED", 1, 1, "t"))
+    service.ledger.active_jobs = lambda: listed
+    clock.advance(61)
+    report = service.sweep()
+    assert report.finished == [] and report.errors == []
+    assert service.ledger.get_job(job.id).status is JobStatus.SUCCEEDED
+
+
 def test_sweeper_fails_a_job_whose_statement_the_data_api_forgot(env):
     service, clock = env
     job = land_and_seal(service, "orders/1.csv")
