@@ -80,3 +80,74 @@ def test_projections_still_pick_nested_attributes_and_list_elements(moto_endpoin
     named = ddb.get_item(TableName="msp-t", Key={"pk": {"S": "a"}}, ProjectionExpression="#n",
                          ExpressionAttributeNames={"#n": "n"})["Item"]
     assert named == {"n": {"N": "3"}}
+
+
+def test_tables_list_items_in_moto_order_with_numbers_strings_and_range_keys(moto_endpoint):
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    from devstack import motospeed
+
+    class FakeTable:
+        def __init__(self, range_key: bool) -> None:
+            self.range_key_attr = "r" if range_key else None
+            self.items: dict = {}
+
+    numbers = FakeTable(range_key=True)
+    for h, r in [("10", "b"), ("9", "a"), ("10", "a"), ("-1", "z")]:
+        item = Item(hash_key=DynamoType({"N": h}), range_key=DynamoType({"S": r}), attrs={})
+        numbers.items.setdefault(DynamoType({"N": h}), {})[DynamoType({"S": r})] = item
+    assert [(i.hash_key.value, i.range_key.value) for i in motospeed._all_items(numbers)] == [
+        ("-1", "z"), ("9", "a"), ("10", "a"), ("10", "b")]  # numeric order, not text order
+    strings = FakeTable(range_key=False)
+    for h in ["job#b", "file#z", "batch#a"]:
+        strings.items[DynamoType({"S": h})] = Item(hash_key=DynamoType({"S": h}), range_key=None, attrs={})
+    assert [i.hash_key.value for i in motospeed._all_items(strings)] == ["batch#a", "file#z", "job#b"]
+
+    # and through the server: an index query still finds and orders what it should
+    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+    ddb.create_table(TableName="mspeed-gsi", BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "g", "s")],
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     GlobalSecondaryIndexes=[{"IndexName": "by_g", "Projection": {"ProjectionType": "ALL"},
+                                              "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"},
+                                                            {"AttributeName": "s", "KeyType": "RANGE"}]}])
+    for pk, g, s in [("3", "x", "c"), ("1", "x", "a"), ("2", "y", "b"), ("4", "x", "b")]:
+        ddb.put_item(TableName="mspeed-gsi", Item={"pk": {"S": pk}, "g": {"S": g}, "s": {"S": s}})
+    got = ddb.query(TableName="mspeed-gsi", IndexName="by_g", KeyConditionExpression="g = :g",
+                    ExpressionAttributeValues={":g": {"S": "x"}})["Items"]
+    assert [i["pk"]["S"] for i in got] == ["1", "4", "3"]
+
+
+def test_a_failed_transaction_leaves_every_item_as_it_was_and_a_good_one_applies(moto_endpoint):
+    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+    ddb.create_table(TableName="mspeed-tx", BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    ddb.put_item(TableName="mspeed-tx", Item={"pk": {"S": "a"}, "n": {"N": "1"}, "l": {"L": [{"S": "x"}]}})
+    ddb.put_item(TableName="mspeed-tx", Item={"pk": {"S": "other"}, "n": {"N": "7"}})
+
+    def items() -> dict:
+        return {i["pk"]["S"]: i for i in ddb.scan(TableName="mspeed-tx")["Items"]}
+
+    before = items()
+    failing = [
+        {"Update": {"TableName": "mspeed-tx", "Key": {"pk": {"S": "a"}},
+                    "UpdateExpression": "SET n = n + :one, l = list_append(l, :more)",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}, ":more": {"L": [{"S": "y"}]}}}},
+        {"Put": {"TableName": "mspeed-tx", "Item": {"pk": {"S": "new"}}}},
+        {"Delete": {"TableName": "mspeed-tx", "Key": {"pk": {"S": "other"}}}},
+        {"ConditionCheck": {"TableName": "mspeed-tx", "Key": {"pk": {"S": "missing"}},
+                            "ConditionExpression": "attribute_exists(pk)"}},
+    ]
+    try:
+        ddb.transact_write_items(TransactItems=failing)
+        raise AssertionError("the condition check should have cancelled the transaction")
+    except ddb.exceptions.TransactionCanceledException as exc:
+        reasons = [r["Code"] for r in exc.response["CancellationReasons"]]
+        assert reasons == ["None", "None", "None", "ConditionalCheckFailed"]
+    assert items() == before  # the update, the put and the delete were all undone
+
+    ddb.transact_write_items(TransactItems=failing[:3])
+    after = items()
+    assert set(after) == {"a", "new"}
+    assert after["a"]["n"] == {"N": "2"} and after["a"]["l"] == {"L": [{"S": "x"}, {"S": "y"}]}
