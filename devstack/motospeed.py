@@ -28,6 +28,7 @@ The patches keep moto's behaviour and change only its cost:
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -124,6 +125,53 @@ def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> No
         raise
 
 
+_SET_ELEMENT_SIZE = {"N": lambda v: len(str(v)), "S": lambda v: len(v.encode("utf-8")),
+                     "B": lambda v: len(v if isinstance(v, bytes) else v.encode("utf-8"))}
+
+
+def _size(self: Any) -> int:
+    """moto's DynamoType.size, same figures (numbers count their text, maps their key names)."""
+    kind, value = self.type, self.value
+    if kind == "S":
+        return len(value.encode("utf-8"))
+    if kind == "N":
+        return len(str(value))
+    if kind == "M":
+        return sum(len(k.encode("utf-8")) + _size(v) for k, v in value.items())
+    if kind == "L":
+        return sum(_size(v) for v in value)
+    if kind in ("SS", "NS", "BS"):
+        return sum(map(_SET_ELEMENT_SIZE[kind[0]], value))
+    if isinstance(value, bool):
+        return 1
+    return len(value if isinstance(value, bytes) else value.encode("utf-8"))
+
+
+def _deepcopy(self: Any, memo: Any = None) -> Any:
+    """moto's DynamoType.__deepcopy__ (attribute values are trees: no memo needed), in one walk."""
+    result = object.__new__(type(self))
+    result.type = kind = self.type
+    value = self.value
+    if kind == "M":
+        result.value = {k: _deepcopy(v) for k, v in value.items()}
+    elif kind == "L":
+        result.value = [_deepcopy(v) for v in value]
+    elif kind in ("SS", "NS", "BS"):
+        result.value = list(value)
+    else:
+        result.value = value
+    return result
+
+
+def _copy_attributes(self: Any, memo: Any = None) -> Any:
+    """A deep copy of an item's attributes without the 400 KB check per attribute it puts back
+    (the original already passed it; moto's copy re-measured the whole item for each attribute)."""
+    result = dict.__new__(type(self))
+    dict.update(result, {name: _deepcopy(value) if hasattr(value, "type") else copy.deepcopy(value, memo)
+                         for name, value in self.items()})
+    return result
+
+
 def speed_up_moto() -> None:
     """Patch moto in this process (idempotent)."""
     global _applied
@@ -139,9 +187,13 @@ def speed_up_moto() -> None:
     models.unix_time = _unix_time  # type: ignore[assignment]
     models.unix_time_millis = _unix_time_millis  # type: ignore[assignment]
     models.SQSBackend.is_message_valid_based_on_retention_period = _retention_ok  # type: ignore[method-assign]
-    from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 
     Item.project = _project  # type: ignore[method-assign]
+    _ORIGINAL["size"] = DynamoType.size
+    DynamoType.size = _size  # type: ignore[method-assign]
+    DynamoType.__deepcopy__ = _deepcopy  # type: ignore[method-assign]
+    LimitedSizeDict.__deepcopy__ = _copy_attributes  # type: ignore[attr-defined]
     from moto.dynamodb.models.table import Table
 
     Table.all_items = _all_items  # type: ignore[method-assign]

@@ -151,3 +151,26 @@ def test_a_failed_transaction_leaves_every_item_as_it_was_and_a_good_one_applies
     after = items()
     assert set(after) == {"a", "new"}
     assert after["a"]["n"] == {"N": "2"} and after["a"]["l"] == {"L": [{"S": "x"}, {"S": "y"}]}
+
+
+def test_item_sizes_and_copies_match_moto():
+    import copy
+
+    from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
+
+    from devstack import motospeed
+
+    value = {"M": {"s": {"S": "héllo"}, "n": {"N": "123.50"}, "b": {"B": b"\x00\x01"}, "t": {"BOOL": True},
+                   "z": {"NULL": True}, "ss": {"SS": ["a", "bé"]}, "ns": {"NS": ["1", "22"]},
+                   "l": {"L": [{"S": "x"}, {"M": {"k": {"N": "7"}}}]}}}
+    motospeed.speed_up_moto()
+    assert motospeed._size(DynamoType(value)) == motospeed._ORIGINAL["size"](DynamoType(value)) == 36
+    original = DynamoType(value)
+    copied = copy.deepcopy(original)
+    assert copied == original and copied.value["l"].value is not original.value["l"].value
+    copied.value["l"].value.append(DynamoType({"S": "more"}))
+    assert len(original.value["l"].value) == 2  # a deep copy: changing it leaves the original alone
+
+    attributes = LimitedSizeDict({"pk": DynamoType({"S": "a"}), "v": DynamoType(value)})
+    twin = copy.deepcopy(attributes)
+    assert type(twin) is LimitedSizeDict and twin == attributes and twin["v"] is not attributes["v"]
