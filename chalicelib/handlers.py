@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib import logs
-from chalicelib.events import (EventError, decode_body, is_s3_test_event, parse_dms_event, parse_sqs_body,
+from chalicelib.events import (EventError, FileEvent, decode_body, is_s3_test_event, parse_dms_event, parse_sqs_body,
                                parse_statement_event)
 from chalicelib.followups import Followups
 from chalicelib.service import Disposition, PoisonMessage, Service
@@ -23,23 +23,49 @@ _REJECT = (EventError, PoisonMessage, json.JSONDecodeError, KeyError, TypeError,
 
 
 def route_landing(service: Service, event: dict[str, Any]) -> BatchResponse:
-    """Landing queue: S3 notifications, EventBridge Object Created events, and our flush timers."""
-    failures = []
+    """Landing queue: S3 notifications, EventBridge Object Created events, and our flush timers.
+    The files of all messages in the delivery are recorded together (one ledger write per pipeline);
+    if that fails, each message is tried on its own, so one message's trouble stays its own."""
+    failures: list[dict[str, str]] = []
+    landed: list[tuple[str, str, list[FileEvent]]] = []  # (message id, body, its files)
     for record in event.get("Records", []):
         body = record.get("body", "")
         with logs.bound(message_id=record.get("messageId")):
             try:
-                _route_one(service, body)
-            except _REJECT as exc:
-                if not _park(service, service.settings.landing_queue, body, f"{type(exc).__name__}: {exc}"):
-                    failures.append({"itemIdentifier": record["messageId"]})
+                files = _route_one(service, body)
             except Exception as exc:
-                logs.error("landing_message_failed", error=f"{type(exc).__name__}: {exc}")
-                failures.append({"itemIdentifier": record["messageId"]})
+                _landing_failed(service, record["messageId"], body, exc, failures)
+                continue
+            if files:
+                landed.append((record["messageId"], body, files))
+    if len(landed) > 1:
+        try:
+            with logs.bound(message_ids=[message_id for message_id, _, _ in landed]):
+                service.files_landed([f for _, _, files in landed for f in files])
+            return {"batchItemFailures": failures}
+        except Exception as exc:
+            logs.warning("landing_group_failed", error=f"{type(exc).__name__}: {exc}", messages=len(landed))
+    for message_id, body, files in landed:
+        with logs.bound(message_id=message_id):
+            try:
+                service.files_landed(files)
+            except Exception as exc:
+                _landing_failed(service, message_id, body, exc, failures)
     return {"batchItemFailures": failures}
 
 
-def _route_one(service: Service, body: str) -> None:
+def _landing_failed(service: Service, message_id: str, body: str, exc: Exception,
+                    failures: list[dict[str, str]]) -> None:
+    if isinstance(exc, _REJECT):
+        if not _park(service, service.settings.landing_queue, body, f"{type(exc).__name__}: {exc}"):
+            failures.append({"itemIdentifier": message_id})
+    else:
+        logs.error("landing_message_failed", error=f"{type(exc).__name__}: {exc}")
+        failures.append({"itemIdentifier": message_id})
+
+
+def _route_one(service: Service, body: str) -> list[FileEvent]:
+    """Handle a flush timer or an S3 test event here; return a message's files for routing."""
     parsed = decode_body(body)
     if isinstance(parsed, dict) and "flush" in parsed:
         flush = parsed["flush"]
@@ -50,7 +76,8 @@ def _route_one(service: Service, body: str) -> None:
     elif isinstance(parsed, dict) and is_s3_test_event(parsed):
         logs.info("s3_test_event_skipped", bucket=parsed.get("Bucket"))
     else:
-        service.files_landed(parse_sqs_body(body))
+        return parse_sqs_body(body)
+    return []
 
 
 def run_jobs(service: Service, event: dict[str, Any], hide: Callable[[str, int], None]) -> BatchResponse:

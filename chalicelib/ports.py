@@ -106,10 +106,12 @@ class BatchTally:
 
 @dataclass(frozen=True)
 class AddResult:
-    duplicate: bool
-    tally: BatchTally | None = None  # the open batch the file went into, once added
+    """What recording a group of landed files did: new ones went into the open batch together."""
+
+    added: tuple[FileRef, ...] = ()
+    duplicates: tuple[tuple[FileRef, str | None], ...] = ()  # (file, the status it already had)
+    tally: BatchTally | None = None  # the open batch the new files went into
     opened: bool = False  # this call opened the batch
-    existing_status: str | None = None
 
 
 @dataclass
@@ -118,9 +120,14 @@ class JobPage:
     next_token: str | None = None
 
 
+ADD_GROUP = 25  # files per ledger write: DynamoDB allows 100 items per transaction
+
+
 class LedgerPort(Protocol):
-    def add_file(self, pipeline: str, file: FileRef, *, now: float, batch_id: str, force: bool) -> AddResult:
-        """Record a file version once; if new, append it to the pipeline's open batch."""
+    def add_files(self, pipeline: str, files: Sequence[FileRef], *, now: float, batch_id: str,
+                  force: bool) -> AddResult:
+        """Record each file version once and append the new ones to the pipeline's open batch, all in
+        one write (at most ADD_GROUP files); `batch_id` names the batch if this opens one."""
 
     def open_batch(self, pipeline: str) -> OpenBatch | None: ...
 

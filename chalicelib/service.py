@@ -24,7 +24,7 @@ from chalicelib.jobs import (FILE_RECORD_BUDGET, MOVE_KINDS, FileRef, Job, JobKi
 from chalicelib.outcomes import first_error, is_transient, load_error_from_row, requeue_delay
 from chalicelib.pipelines import Catalog, LoadPipeline, Warehouse
 from chalicelib.planner import build_load_plan
-from chalicelib.ports import (BatchTally, Clock, LedgerPort, NotifierPort, QueuePort, StatementInfo, StoragePort,
+from chalicelib.ports import (ADD_GROUP, BatchTally, Clock, LedgerPort, NotifierPort, QueuePort, StatementInfo, StoragePort,
                               WarehousePort)
 from chalicelib.settings import Settings
 from chalicelib.sql import max_files_per_job, render_call, render_load_errors_query, render_stl_load_errors_query
@@ -120,8 +120,11 @@ class Service:
 
     # ---------------------------------------------------------------- landing
     def files_landed(self, events: Sequence[FileEvent], *, force: bool = False) -> LandingReport:
-        """Record each new file version once and add it to its pipeline's open batch."""
+        """Record each new file version once and add it to its pipeline's open batch. The files of one
+        pipeline in `events` are recorded in one ledger write per ADD_GROUP: appending to the open batch
+        costs the size of the batch, so a delivery of ten files pays it once, not ten times."""
         report = LandingReport()
+        by_pipeline: dict[str, tuple[LoadPipeline, list[FileRef]]] = {}
         for event in events:
             url = f"s3://{event.bucket}/{event.key}"
             if event.key.endswith("/") or event.size == 0:
@@ -134,28 +137,34 @@ class Service:
                 report.skipped.append((url, match.reason))
                 self._log_unmatched(url, match.reason)
                 continue
-            pipeline = match.pipeline
             ref = FileRef(bucket=event.bucket, key=event.key, version=event.version, size=event.size,
                           created=event.event_time)
+            by_pipeline.setdefault(match.pipeline.name, (match.pipeline, []))[1].append(ref)
+        for pipeline, refs in by_pipeline.values():
             with logs.bound(pipeline=pipeline.name, table=pipeline.table.qualified):
-                result = self.ledger.add_file(pipeline.name, ref, now=self.clock.now(),
-                                              batch_id=self._new_id(), force=force)
-                if result.duplicate:
-                    report.duplicates.append(ref)
-                    logs.info("file_duplicate", file=url, version=ref.version, status=result.existing_status)
-                    continue
-                report.queued_files.append(ref)
-                tally = result.tally
-                assert tally is not None
-                logs.info("file_batched", file=url, version=ref.version, batch_id=tally.batch_id,
-                          batch_files=tally.files)
-                if result.opened:
-                    self.queue.schedule_flush(pipeline.name, tally.batch_id, pipeline.batch.max_seconds)
-                if self._batch_full(pipeline, tally):
-                    job = self.seal(pipeline.name, tally.batch_id)
-                    if job:
-                        report.jobs.append(job)
+                for start in range(0, len(refs), ADD_GROUP):
+                    self._add_to_batch(pipeline, refs[start:start + ADD_GROUP], force, report)
         return report
+
+    def _add_to_batch(self, pipeline: LoadPipeline, refs: list[FileRef], force: bool, report: LandingReport) -> None:
+        result = self.ledger.add_files(pipeline.name, refs, now=self.clock.now(), batch_id=self._new_id(), force=force)
+        for ref, status in result.duplicates:
+            report.duplicates.append(ref)
+            logs.info("file_duplicate", file=ref.url, version=ref.version, status=status)
+        if not result.added:
+            return
+        tally = result.tally
+        assert tally is not None
+        report.queued_files.extend(result.added)
+        for ref in result.added:
+            logs.info("file_batched", file=ref.url, version=ref.version, batch_id=tally.batch_id,
+                      batch_files=tally.files)
+        if result.opened:
+            self.queue.schedule_flush(pipeline.name, tally.batch_id, pipeline.batch.max_seconds)
+        if self._batch_full(pipeline, tally):
+            job = self.seal(pipeline.name, tally.batch_id)
+            if job:
+                report.jobs.append(job)
 
     def _log_unmatched(self, url: str, reason: str) -> None:
         # Once per reason per container: a misrouted prefix would otherwise flood the logs.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +20,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from chalicelib.adapters.aws import client, error_code
 from chalicelib.jobs import FileRef, Job, JobKind, JobStatus, JobSummary
-from chalicelib.ports import AddResult, BatchTally, JobPage, OpenBatch
+from chalicelib.ports import ADD_GROUP, AddResult, BatchTally, JobPage, OpenBatch
 
 _ser, _de = TypeSerializer(), TypeDeserializer()
 TERMINAL = {JobStatus.SUCCEEDED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value}
@@ -77,43 +77,72 @@ class DynamoLedger:
         return self._api or client("dynamodb")
 
     # ------------------------------------------------------------------ files
-    def add_file(self, pipeline: str, file: FileRef, *, now: float, batch_id: str, force: bool) -> AddResult:
-        file_item = {"pk": file_pk(file), "item_type": "file", "pipeline": pipeline, "bucket": file.bucket,
-                     "key": file.key, "version": file.version, "size": file.size, "status": "BATCHED",
-                     "seen_at": now, "expires_at": int(now) + self.ttl_seconds}
-        put: dict[str, Any] = {"TableName": self.table, "Item": _dump(file_item)}
+    def add_files(self, pipeline: str, files: Sequence[FileRef], *, now: float, batch_id: str,
+                  force: bool) -> AddResult:
+        if len(files) > ADD_GROUP:
+            raise ValueError(f"at most {ADD_GROUP} files per ledger write, not {len(files)}")
+        pending: dict[str, FileRef] = {}
+        duplicates: list[tuple[FileRef, str | None]] = []
+        for file in files:  # twice in one delivery: the second is a duplicate of the first
+            if file_pk(file) in pending:
+                duplicates.append((file, "BATCHED"))
+            else:
+                pending[file_pk(file)] = file
+        attempt = 0
+        while pending:
+            group = list(pending.values())
+            try:
+                self.api.transact_write_items(TransactItems=[*({"Put": self._file_put(pipeline, f, now, force)}
+                                                               for f in group),
+                                                             {"Update": self._append(pipeline, group, now, batch_id)}])
+                break
+            except Exception as exc:
+                if error_code(exc) != "TransactionCanceledException":
+                    raise
+                reasons = [r.get("Code") for r in getattr(exc, "response", {}).get("CancellationReasons", [])]
+                seen = [f for f, code in zip(group, reasons) if code == "ConditionalCheckFailed"]
+                if seen:  # already recorded: report them, append the others
+                    for f in seen:
+                        duplicates.append((f, self.file_status(f)))
+                        del pending[file_pk(f)]
+                    continue
+                attempt += 1
+                if attempt == 8:
+                    raise RuntimeError(f"could not record {len(group)} file(s) of {pipeline}, first "
+                                       f"{group[0].bucket}/{group[0].key}: the ledger kept conflicting") from exc
+                time.sleep(0.02 * 2 ** attempt)  # a conflicting transaction on the open batch: retry
+        if not pending:
+            return AddResult(duplicates=tuple(duplicates))
+        tally = self._tally(pipeline)
+        return AddResult(added=tuple(pending.values()), duplicates=tuple(duplicates), tally=tally,
+                         opened=tally is not None and tally.batch_id == batch_id)
+
+    def _file_put(self, pipeline: str, file: FileRef, now: float, force: bool) -> dict[str, Any]:
+        item = {"pk": file_pk(file), "item_type": "file", "pipeline": pipeline, "bucket": file.bucket,
+                "key": file.key, "version": file.version, "size": file.size, "status": "BATCHED",
+                "seen_at": now, "expires_at": int(now) + self.ttl_seconds}
+        put: dict[str, Any] = {"TableName": self.table, "Item": _dump(item)}
         if not force:
             put["ConditionExpression"] = "attribute_not_exists(pk)"
-        append = {
+        return put
+
+    def _append(self, pipeline: str, files: list[FileRef], now: float, batch_id: str) -> dict[str, Any]:
+        return {
             "TableName": self.table,
             "Key": _dump({"pk": f"open#{pipeline}"}),
             "UpdateExpression": ("SET files = list_append(if_not_exists(files, :empty), :f), "
                                  "batch_id = if_not_exists(batch_id, :bid), opened_at = if_not_exists(opened_at, :now), "
                                  "version = if_not_exists(version, :zero) + :one, item_type = :kind, "
                                  "pipeline = :p, g2pk = :g2, g2sk = if_not_exists(g2sk, :bid), "
-                                 "file_count = if_not_exists(file_count, :zero) + :one, "
+                                 "file_count = if_not_exists(file_count, :zero) + :n, "
                                  "total_bytes = if_not_exists(total_bytes, :zero) + :size, "
                                  "record_bytes = if_not_exists(record_bytes, :zero) + :rb"),
-            "ExpressionAttributeValues": _dump({":empty": [], ":f": [_file_map(file)], ":bid": batch_id,
+            "ExpressionAttributeValues": _dump({":empty": [], ":f": [_file_map(f) for f in files], ":bid": batch_id,
                                                 ":now": now, ":zero": 0, ":one": 1, ":kind": "open",
-                                                ":p": pipeline, ":g2": "open", ":size": file.size,
-                                                ":rb": file.record_bytes}),
+                                                ":p": pipeline, ":g2": "open", ":n": len(files),
+                                                ":size": sum(f.size for f in files),
+                                                ":rb": sum(f.record_bytes for f in files)}),
         }
-        for attempt in range(8):
-            try:
-                self.api.transact_write_items(TransactItems=[{"Put": put}, {"Update": append}])
-                break
-            except Exception as exc:
-                if error_code(exc) != "TransactionCanceledException":
-                    raise
-                reasons = [r.get("Code") for r in getattr(exc, "response", {}).get("CancellationReasons", [])]
-                if reasons and reasons[0] == "ConditionalCheckFailed":
-                    return AddResult(duplicate=True, existing_status=self.file_status(file))
-                time.sleep(0.02 * 2 ** attempt)  # a conflicting transaction on the open batch: retry
-        else:
-            raise RuntimeError(f"could not record {file.bucket}/{file.key}: ledger kept conflicting")
-        tally = self._tally(pipeline)
-        return AddResult(duplicate=False, tally=tally, opened=tally is not None and tally.batch_id == batch_id)
 
     def _tally(self, pipeline: str) -> BatchTally | None:
         """The open batch's counters, not its file list: reading the whole list after every append

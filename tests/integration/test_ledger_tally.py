@@ -15,19 +15,19 @@ def test_counters_follow_appends_and_a_seal_that_leaves_files_open(moto_endpoint
     create_table(ddb, resources.LEDGER_TABLE, "tally-ledger")
     ledger = DynamoLedger("tally-ledger", api=ddb)
     files = [FileRef("b", f"t/{i}.csv" + "k" * i, f"v{i}", 100 + i, "2026-11-30T10:00:00Z") for i in range(4)]
-    results = [ledger.add_file("t", f, now=1.0, batch_id=f"b{i}", force=False) for i, f in enumerate(files)]
+    results = [ledger.add_files("t", [f], now=1.0, batch_id=f"b{i}", force=False) for i, f in enumerate(files)]
     assert [r.opened for r in results] == [True, False, False, False]
     tally = results[-1].tally
     assert (tally.batch_id, tally.files, tally.bytes) == ("b0", 4, sum(f.size for f in files))
     assert tally.record_bytes == sum(f.record_bytes for f in files)
-    assert ledger.add_file("t", files[0], now=2.0, batch_id="x", force=False).duplicate
+    assert ledger.add_files("t", [files[0]], now=2.0, batch_id="x", force=False).duplicates == ((files[0], "BATCHED"),)
 
     batch = ledger.open_batch("t")
     job = Job(id=batch.batch_id, kind=JobKind.LOAD, pipeline="t", target="main:s.t", status=JobStatus.QUEUED,
               files=batch.files[:3], statement_id=None, attempt=1, max_attempts=3, created_at=1.0, updated_at=1.0,
               submitted_at=None, finished_at=None, rows=None, error=None, load_errors=(), steps=())
     assert ledger.seal_batch(batch, job, remainder=batch.files[3:], remainder_id="b9")
-    after = ledger.add_file("t", FileRef("b", "t/late.csv", "v", 7, ""), now=3.0, batch_id="b10", force=False).tally
+    after = ledger.add_files("t", [FileRef("b", "t/late.csv", "v", 7, "")], now=3.0, batch_id="b10", force=False).tally
     assert (after.batch_id, after.files, after.bytes) == ("b9", 2, files[3].size + 7)
     assert after.record_bytes == files[3].record_bytes + FileRef("b", "t/late.csv", "v", 7, "").record_bytes
 
@@ -36,7 +36,7 @@ def test_busy_pipelines_are_those_with_an_open_batch_or_an_unfinished_load(moto_
     ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
     create_table(ddb, resources.LEDGER_TABLE, "busy-ledger")
     ledger = DynamoLedger("busy-ledger", api=ddb)
-    ledger.add_file("landing_p", FileRef("b", "k.csv", "v", 1, ""), now=1.0, batch_id="b1", force=False)
+    ledger.add_files("landing_p", [FileRef("b", "k.csv", "v", 1, "")], now=1.0, batch_id="b1", force=False)
 
     def job(job_id: str, kind: JobKind, pipeline: str, status: JobStatus) -> Job:
         return Job(id=job_id, kind=kind, pipeline=pipeline, target="main:s.t", status=status, files=(),
@@ -67,3 +67,24 @@ def test_active_jobs_are_read_as_summaries_without_their_file_lists(moto_endpoin
     assert ledger.active_jobs() == [JobSummary("j1", JobKind.LOAD, "p", "main:s.t", JobStatus.QUEUED, 2.5)]
     assert "files" not in queries[-1]["ProjectionExpression"]
     assert ledger.get_job("j1").files == files  # the whole job is still there for whoever needs it
+
+
+def test_a_group_of_files_is_appended_in_one_write_with_duplicates_left_out(moto_endpoint):
+    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+    create_table(ddb, resources.LEDGER_TABLE, "group-ledger")
+    ledger = DynamoLedger("group-ledger", api=ddb)
+    old, new1, new2 = (FileRef("b", f"g/{name}.csv", "v1", 10, "") for name in ("old", "new1", "new2"))
+    first = ledger.add_files("g", [old], now=1.0, batch_id="b1", force=False)
+    assert first.opened and first.added == (old,)
+    writes: list[str] = []
+    ddb.meta.events.register("provide-client-params.dynamodb.TransactWriteItems",
+                             lambda params, **_: writes.append(len(params["TransactItems"])))
+    result = ledger.add_files("g", [new1, old, new2, new1], now=2.0, batch_id="b2", force=False)
+    assert result.added == (new1, new2) and not result.opened
+    assert result.duplicates == ((new1, "BATCHED"), (old, "BATCHED"))
+    assert (result.tally.batch_id, result.tally.files, result.tally.bytes) == ("b1", 3, 30)
+    assert writes == [4, 3]  # tried with the old file, cancelled by its condition, then without it
+    assert [f.key for f in ledger.open_batch("g").files] == ["g/old.csv", "g/new1.csv", "g/new2.csv"]
+    assert ledger.add_files("g", [old, new2], now=3.0, batch_id="b3", force=False).added == ()
+    forced = ledger.add_files("g", [old], now=4.0, batch_id="b4", force=True)
+    assert forced.added == (old,) and forced.tally.files == 4  # a forced reload is recorded again

@@ -9,7 +9,7 @@ from typing import Any
 
 from chalicelib.jobs import FileRef, Job, JobKind, JobStatus, JobSummary
 from chalicelib.pipelines import TableName, Warehouse
-from chalicelib.ports import AddResult, BatchTally, JobPage, OpenBatch, StatementInfo, SubStatement
+from chalicelib.ports import ADD_GROUP, AddResult, BatchTally, JobPage, OpenBatch, StatementInfo, SubStatement
 
 TERMINAL = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
 
@@ -21,20 +21,29 @@ class FakeLedger:
         self.jobs: dict[str, Job] = {}
         self.receipts: dict[str, str] = {}
 
-    def add_file(self, pipeline: str, file: FileRef, *, now: float, batch_id: str, force: bool) -> AddResult:
-        ident = (file.bucket, file.key, file.version)
-        if ident in self.files and not force:
-            return AddResult(duplicate=True, existing_status=self.files[ident]["status"])
-        self.files[ident] = {"status": "BATCHED", "pipeline": pipeline}
+    def add_files(self, pipeline: str, files: Sequence[FileRef], *, now: float, batch_id: str,
+                  force: bool) -> AddResult:
+        assert len(files) <= ADD_GROUP
+        added: list[FileRef] = []
+        duplicates: list[tuple[FileRef, str | None]] = []
+        for file in files:
+            ident = (file.bucket, file.key, file.version)
+            if ident in self.files and (not force or file in added):
+                duplicates.append((file, self.files[ident]["status"]))
+                continue
+            self.files[ident] = {"status": "BATCHED", "pipeline": pipeline}
+            added.append(file)
+        if not added:
+            return AddResult(duplicates=tuple(duplicates))
         current = self.batches.get(pipeline)
         if current is None:
-            current = OpenBatch(pipeline, batch_id, (file,), now, 1)
+            current = OpenBatch(pipeline, batch_id, tuple(added), now, 1)
         else:
-            current = OpenBatch(pipeline, current.batch_id, current.files + (file,), current.opened_at,
+            current = OpenBatch(pipeline, current.batch_id, current.files + tuple(added), current.opened_at,
                                 current.version + 1)
         self.batches[pipeline] = current
-        return AddResult(duplicate=False, tally=BatchTally.of(current.batch_id, current.files),
-                         opened=current.batch_id == batch_id)
+        return AddResult(added=tuple(added), duplicates=tuple(duplicates),
+                         tally=BatchTally.of(current.batch_id, current.files), opened=current.batch_id == batch_id)
 
     def open_batch(self, pipeline: str) -> OpenBatch | None:
         return self.batches.get(pipeline)

@@ -408,13 +408,33 @@ def test_router_reports_only_the_message_that_hit_an_unexpected_error(env, monke
     original = service.files_landed
 
     def flaky(events, **kw):
-        if events[0].key.startswith("events/boom"):
+        if any(e.key.startswith("events/boom") for e in events):
             raise ConnectionError("ledger unreachable")
         return original(events, **kw)
 
     monkeypatch.setattr(service, "files_landed", flaky)
     response = handlers.route_landing(service, sqs_event(s3_body("events/ok.json"), s3_body("events/boom.json")))
     assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    assert [f.key for f in service.ledger.open_batch("events").files] == ["events/ok.json"]
+
+
+def test_router_records_a_delivery_in_one_ledger_write_per_pipeline(env, monkeypatch):
+    service, _ = env
+    writes = []
+    original = service.ledger.add_files
+
+    def counted(pipeline, files, **kw):
+        writes.append((pipeline, [f.key for f in files]))
+        return original(pipeline, files, **kw)
+
+    monkeypatch.setattr(service.ledger, "add_files", counted)
+    bodies = [s3_body(f"events/{i}.json") for i in range(4)] + [s3_body("orders/1.csv"), s3_body("events/0.json")]
+    response = handlers.route_landing(service, sqs_event(*bodies))
+    assert response == {"batchItemFailures": []}
+    assert writes == [("events", ["events/0.json", "events/1.json", "events/2.json", "events/3.json", "events/0.json"]),
+                      ("orders", ["orders/1.csv"])]
+    recorded = sorted(key for _, key, _ in service.ledger.files)
+    assert recorded == [f"events/{i}.json" for i in range(4)] + ["orders/1.csv"]  # the second 0.json: a duplicate
 
 
 def test_worker_keeps_a_running_job_in_flight_and_parks_unknown_jobs(env):
