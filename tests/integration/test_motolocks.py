@@ -79,3 +79,35 @@ def test_a_failed_transaction_leaves_every_item_as_it_was_and_a_good_one_applies
     assert set(after) == {"a", "new"}
     assert after["a"]["n"] == {"N": "2"} and after["a"]["l"] == {"L": [{"S": "x"}, {"S": "y"}]}
 
+
+
+def test_failed_transactions_racing_good_ones_never_undo_them(moto_endpoint):
+    """devstack's moto patches (motolocks, motospeed) together: a transaction cancelled while
+    others commit puts back only what it found, under the lock. (A second rollback wrapper
+    outside the lock once restored stale copies: a 20,000-file soak lost 274 batched files.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+    ddb.create_table(TableName="mlocks-race", BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    ddb.put_item(TableName="mlocks-race", Item={"pk": {"S": "taken"}})
+
+    def append(n: int) -> bool:
+        file_pk = "taken" if n % 2 else f"file-{n}"  # every other one is cancelled by its condition
+        try:
+            ddb.transact_write_items(TransactItems=[
+                {"Update": {"TableName": "mlocks-race", "Key": {"pk": {"S": "batch"}},
+                            "UpdateExpression": "SET files = list_append(if_not_exists(files, :e), :f)",
+                            "ExpressionAttributeValues": {":e": {"L": []}, ":f": {"L": [{"N": str(n)}]}}}},
+                {"Put": {"TableName": "mlocks-race", "Item": {"pk": {"S": file_pk}},
+                         "ConditionExpression": "attribute_not_exists(pk)"}}])
+            return True
+        except ddb.exceptions.TransactionCanceledException:
+            return False
+
+    with ThreadPoolExecutor(6) as pool:
+        committed = [n for n, ok in zip(range(240), pool.map(append, range(240))) if ok]
+    assert committed == list(range(0, 240, 2))
+    item = ddb.get_item(TableName="mlocks-race", Key={"pk": {"S": "batch"}}, ConsistentRead=True)["Item"]
+    assert sorted(int(v["N"]) for v in item["files"]["L"]) == committed
