@@ -153,9 +153,14 @@ class Service:
             logs.info("file_duplicate", file=ref.url, version=ref.version, status=status)
         if not result.added:
             return
-        tally = result.tally
-        assert tally is not None
         report.queued_files.extend(result.added)
+        tally = result.tally
+        if tally is None:
+            # Another router or the flush timer sealed the batch between our append and our read of
+            # its counters; a seal is conditional on the batch's version, so our files went with it.
+            for ref in result.added:
+                logs.info("file_batched", file=ref.url, version=ref.version, batch_id=None, batch_files=None)
+            return
         for ref in result.added:
             logs.info("file_batched", file=ref.url, version=ref.version, batch_id=tally.batch_id,
                       batch_files=tally.files)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -416,6 +417,24 @@ def test_router_reports_only_the_message_that_hit_an_unexpected_error(env, monke
     response = handlers.route_landing(service, sqs_event(s3_body("events/ok.json"), s3_body("events/boom.json")))
     assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
     assert [f.key for f in service.ledger.open_batch("events").files] == ["events/ok.json"]
+
+
+def test_a_batch_sealed_right_after_our_append_is_not_an_error(env, monkeypatch):
+    """Found by the 20,000-file soak: the counters read after the append found no open batch (a flush
+    had sealed it, with our file) and the router failed the message on an assertion."""
+    service, _ = env
+    original = service.ledger.add_files
+
+    def then_sealed(pipeline, files, **kw):
+        result = original(pipeline, files, **kw)
+        service.seal(pipeline)
+        return dataclasses.replace(result, tally=None)
+
+    monkeypatch.setattr(service.ledger, "add_files", then_sealed)
+    response = handlers.route_landing(service, sqs_event(s3_body("events/a.json")))
+    assert response == {"batchItemFailures": []}
+    jobs = service.ledger.list_jobs(pipeline="events", status=None, since=None, limit=10, next_token=None).jobs
+    assert [f.key for j in jobs for f in j.files] == ["events/a.json"]
 
 
 def test_router_records_a_delivery_in_one_ledger_write_per_pipeline(env, monkeypatch):
