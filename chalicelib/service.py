@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from chalicelib import logs, tracing
 from chalicelib.drift import HEAD_BYTES, NEW_COLUMN_TYPE, DriftError, plan_columns
 from chalicelib.events import FileEvent, StatementEvent
-from chalicelib.jobs import (FILE_RECORD_BUDGET, MOVE_KINDS, FileRef, Job, JobKind, JobStatus, LoadError,
+from chalicelib.jobs import (FILE_RECORD_BUDGET, MOVE_KINDS, FileRef, Job, JobKind, JobStatus, JobSummary, LoadError,
                             is_retryable_error, new_job_id, split_for_job)
 from chalicelib.outcomes import first_error, is_transient, load_error_from_row, requeue_delay
 from chalicelib.pipelines import Catalog, LoadPipeline, Warehouse
@@ -182,8 +182,28 @@ class Service:
                 or tally.record_bytes >= FILE_RECORD_BUDGET)
 
     def flush(self, pipeline_name: str, batch_id: str) -> Job | None:
-        """The batch's age limit passed: seal it if it is still the open one."""
+        """The batch's age limit passed: seal it if it is still the open one.
+
+        Not while its table already has a load waiting to start: a job sealed now would only queue
+        behind that one, so the batch keeps growing (up to its file and byte limits, which still seal
+        it at once) and is looked at again shortly. A busy table then gets fewer, larger COPYs instead
+        of a backlog of small ones, each paying a COPY's fixed cost."""
+        pipeline = self.catalog.load(pipeline_name)
+        batch = self.ledger.open_batch(pipeline_name)
+        if batch is None or batch.batch_id != batch_id:
+            return None
+        if self._target(pipeline) in self._tables_with_waiting_loads(self.ledger.active_jobs()):
+            delay = max(1, min(pipeline.batch.max_seconds, self.settings.poll_seconds))
+            self.queue.schedule_flush(pipeline_name, batch_id, delay)
+            logs.info("batch_held", pipeline=pipeline_name, batch_id=batch_id, batch_files=len(batch.files),
+                      recheck_seconds=delay, reason="a load of this table is waiting to start")
+            return None
         return self.seal(pipeline_name, batch_id)
+
+    @staticmethod
+    def _tables_with_waiting_loads(active: Sequence[JobSummary]) -> set[str]:
+        # Loads only: a follow-up may itself wait for this pipeline's batch to be loaded.
+        return {j.target for j in active if j.status is JobStatus.QUEUED and j.kind is JobKind.LOAD}
 
     def seal(self, pipeline_name: str, batch_id: str | None = None) -> Job | None:
         """Turn the open batch into a QUEUED job and enqueue it. None if nothing (or another) is open."""
@@ -603,13 +623,16 @@ class Service:
         """Backstop for lost flush messages, lost job messages and lost completion events."""
         report = SweepReport()
         now = self.clock.now()
+        # Read once: jobs sealed or created below are younger than the grace period and skipped anyway.
+        active = self.ledger.active_jobs()
+        waiting = self._tables_with_waiting_loads(active)
         for batch in self.ledger.open_batches():
             try:
                 pipeline = self.catalog.load(batch.pipeline)
             except KeyError:
                 logs.error("open_batch_unknown_pipeline", pipeline=batch.pipeline, batch_id=batch.batch_id)
                 continue
-            if now - batch.opened_at >= pipeline.batch.max_seconds:
+            if now - batch.opened_at >= pipeline.batch.max_seconds and self._target(pipeline) not in waiting:
                 if self.seal(batch.pipeline, batch.batch_id):
                     report.sealed.append(batch.batch_id)
         for hook in self.sweep_hooks:
@@ -618,7 +641,6 @@ class Service:
             except Exception as exc:
                 report.errors.append(getattr(hook, "__name__", "hook"))
                 logs.error("sweep_hook_failed", error=f"{type(exc).__name__}: {exc}")
-        active = self.ledger.active_jobs()
         # A table's FIFO group hands out one message at a time, in order: only its first waiting job's
         # message is worth replacing; later ones wait behind it anyway. (A copy for every waiting job on
         # every sweep flooded a busy table's queue, and the worker spent its time deleting them.)

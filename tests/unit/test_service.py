@@ -317,6 +317,33 @@ def test_throttled_submit_is_raised_for_a_later_retry(env):
     assert service.ledger.get_job(job.id).status is JobStatus.QUEUED
 
 
+def test_a_batch_is_held_while_a_load_of_its_table_waits_to_start(env):
+    service, clock = env
+    waiting = land_and_seal(service, "orders/1.csv")  # QUEUED: its message has not been run yet
+    service.files_landed([file_event("orders/2.csv")])
+    batch = service.ledger.open_batch("orders")
+    clock.advance(11)
+    assert service.flush("orders", batch.batch_id) is None  # a job now would only queue behind `waiting`
+    assert service.ledger.open_batch("orders").batch_id == batch.batch_id
+    assert service.queue.flushes[-1] == ("orders", batch.batch_id, 10)  # looked at again (min(max_seconds, poll))
+    clock.advance(61)
+    assert service.sweep().sealed == []
+    service.files_landed([file_event("orders/3.csv")])  # meanwhile the batch keeps growing
+    service.run_job_message(waiting.id, receipt="r1", receive_count=1)  # the waiting load starts
+    job = service.flush("orders", batch.batch_id)
+    assert job is not None and [f.key for f in job.files] == ["orders/2.csv", "orders/3.csv"]
+
+
+def test_a_held_batch_still_seals_when_full_and_other_tables_are_not_held(env):
+    service, clock = env
+    land_and_seal(service, "orders/1.csv")
+    report = service.files_landed([file_event(f"orders/{i}.csv") for i in (2, 3, 4)])  # max_files = 3
+    assert len(report.jobs) == 1 and len(report.jobs[0].files) == 3
+    service.files_landed([file_event("events/a.json")])
+    clock.advance(11)
+    assert len(service.sweep().sealed) == 1 and service.ledger.open_batch("events") is None
+
+
 def test_sweeper_seals_stale_batches_and_finishes_jobs_whose_event_was_lost(env):
     service, clock = env
     service.files_landed([file_event("events/a.json")])
