@@ -54,6 +54,9 @@ def _undecimalize(value: Any) -> Any:
     return value
 
 
+MARK_GROUP = 100  # DynamoDB's limit of items per transaction
+
+
 def file_pk(f: FileRef) -> str:
     return "file#" + json.dumps([f.bucket, f.key, f.version], ensure_ascii=False)
 
@@ -160,12 +163,22 @@ class DynamoLedger:
         return _load(item).get("status") if item else None
 
     def mark_files(self, files: Iterable[FileRef], status: str, job_id: str) -> None:
-        for f in files:
-            self.api.update_item(
-                TableName=self.table, Key=_dump({"pk": file_pk(f)}),
-                UpdateExpression="SET #s = :s, job_id = :j",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=_dump({":s": status, ":j": job_id}))
+        """Up to MARK_GROUP files per request (a transaction of plain updates), not one request per file:
+        a 200-file job is finished in two round trips instead of two hundred. The updates are
+        idempotent, so a group cancelled by a concurrent write is simply written again file by file."""
+        update = {"UpdateExpression": "SET #s = :s, job_id = :j", "ExpressionAttributeNames": {"#s": "status"},
+                  "ExpressionAttributeValues": _dump({":s": status, ":j": job_id})}
+        keys = list(dict.fromkeys(file_pk(f) for f in files))  # one operation per item in a transaction
+        for start in range(0, len(keys), MARK_GROUP):
+            group = keys[start:start + MARK_GROUP]
+            try:
+                self.api.transact_write_items(TransactItems=[
+                    {"Update": {"TableName": self.table, "Key": _dump({"pk": pk}), **update}} for pk in group])
+            except Exception as exc:
+                if error_code(exc) not in ("TransactionCanceledException", "TransactionConflictException"):
+                    raise
+                for pk in group:
+                    self.api.update_item(TableName=self.table, Key=_dump({"pk": pk}), **update)
 
     # ---------------------------------------------------------------- batches
     def open_batch(self, pipeline: str) -> OpenBatch | None:

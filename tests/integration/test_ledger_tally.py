@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import boto3
+from botocore.exceptions import ClientError
 
 from chalicelib import resources
 from chalicelib.adapters.ledger import DynamoLedger
@@ -88,3 +89,32 @@ def test_a_group_of_files_is_appended_in_one_write_with_duplicates_left_out(moto
     assert ledger.add_files("g", [old, new2], now=3.0, batch_id="b3", force=False).added == ()
     forced = ledger.add_files("g", [old], now=4.0, batch_id="b4", force=True)
     assert forced.added == (old,) and forced.tally.files == 4  # a forced reload is recorded again
+
+
+def test_files_are_marked_a_hundred_per_request_and_file_by_file_after_a_conflict(moto_endpoint):
+    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+    create_table(ddb, resources.LEDGER_TABLE, "mark-ledger")
+    ledger = DynamoLedger("mark-ledger", api=ddb)
+    files = [FileRef("b", f"t/{i}.csv", f"v{i}", 10, "") for i in range(230)]
+    for start in range(0, len(files), 25):
+        ledger.add_files("t", files[start:start + 25], now=1.0, batch_id="b1", force=False)
+    calls: list[str] = []
+    ddb.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    ledger.mark_files(files + files[:3], "LOADED", "j1")  # a file twice must not fail its transaction
+    assert calls == ["TransactWriteItems"] * 3
+    assert {ledger.file_status(f) for f in files} == {"LOADED"}
+
+    class Conflicting:  # the ledger's DynamoDB client, with every transaction cancelled by a concurrent write
+        def __getattr__(self, name):
+            return getattr(ddb, name)
+
+        def transact_write_items(self, **_):
+            calls.append("TransactWriteItems")
+            raise ClientError({"Error": {"Code": "TransactionConflictException", "Message": "injected"}},
+                              "TransactWriteItems")
+
+    ledger = DynamoLedger("mark-ledger", api=Conflicting())
+    calls.clear()
+    ledger.mark_files(files[:5], "FAILED", "j2")
+    assert calls == ["TransactWriteItems"] + ["UpdateItem"] * 5
+    assert [ledger.file_status(f) for f in files[:6]] == ["FAILED"] * 5 + ["LOADED"]
