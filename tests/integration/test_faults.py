@@ -192,6 +192,17 @@ def test_after_faults_stop_stranded_jobs_finish_with_nobody_acting(env):
             return all(k in routed for k in keys) and pump.stats.deaths.get("worker", 0) > deaths
 
         env.stack.wait_for(stranded, timeout=90, what="every file in a job and a worker dead")
+        # Faults stay on until the statements have ended: an event published after `with` would not be
+        # lost, and its job could finish before any sweep (the test failed so about one run in three).
+        new_jobs = {j.id for j in env.jobs("append") if j.id not in before}
+        rsdata = env.stack.client("redshift-data")
+
+        def statements_ended():
+            listed = rsdata.list_statements(Status="ALL", MaxResults=100)["Statements"]
+            ours = [st for st in listed if (st.get("StatementName") or "::").split(":")[1] in new_jobs]
+            return ours and all(st["Status"] in ("FINISHED", "FAILED", "ABORTED") for st in ours)
+
+        env.stack.wait_for(statements_ended, timeout=60, what="the stranded jobs' statements to end")
     sweeps = pump.stats.invocations.get("sweeper", 0)
     jobs = env.stack.wait_for(lambda: _settled(env, "append", before, keys), timeout=120,
                               what="every stranded job finished after the faults stopped")
