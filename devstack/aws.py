@@ -55,10 +55,12 @@ def create_table(ddb: Any, definition: TableDef, name: str) -> None:
         "Enabled": True, "AttributeName": definition.ttl_attribute})
 
 
-def provision(endpoint: str, settings: Settings, catalog: Catalog, *, visibility: int | None = None) -> Provisioned:
+def provision(endpoint: str, settings: Settings, catalog: Catalog, *, visibility: int | None = None,
+              dynamodb_endpoint: str | None = None) -> Provisioned:
     """Queues + DLQs, the ledger table, the manifest bucket, and every catalog bucket wired to the landing queue."""
     region = settings.region
-    sqs, s3, ddb = (_client(s, endpoint, region) for s in ("sqs", "s3", "dynamodb"))
+    sqs, s3 = (_client(s, endpoint, region) for s in ("sqs", "s3"))
+    ddb = _client("dynamodb", dynamodb_endpoint or endpoint, region)
     urls = {
         settings.landing_queue: create_queue(sqs, resources.LANDING_QUEUE, settings.landing_queue, visibility=visibility),
         settings.jobs_queue: create_queue(sqs, resources.JOBS_QUEUE, settings.jobs_queue, visibility=visibility),

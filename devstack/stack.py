@@ -50,6 +50,8 @@ class Devstack:
         self.options = options or StackOptions()
         self.pg: Any = None
         self.moto: Any = None
+        self.moto_dynamodb: Any = None
+        self.moto_url = self.dynamodb_url = ""
         self.emulator: Any = None
         self.pump: Any = None
         self.app: Any = None
@@ -77,6 +79,10 @@ class Devstack:
 
             self.moto = MotoProcess()
             self.moto_url = self.moto.url
+            # The ledger's DynamoDB in a process of its own: moto serves each process's requests under one
+            # interpreter lock, and a burst of files keeps S3, SQS and the ledger busy at once.
+            self.moto_dynamodb = MotoProcess()
+            self.dynamodb_url = self.moto_dynamodb.url
         else:
             from devstack.motoserver import patch_moto
 
@@ -85,6 +91,7 @@ class Devstack:
             self.moto.start()
             host, port = self.moto.get_host_and_port()
             self.moto_url = f"http://{host}:{port}"
+            self.dynamodb_url = self.moto_url
         self.emulator = RedshiftEmulator(dsn, s3_endpoint=self.moto_url, events_endpoint=self.moto_url,
                                          region=REGION).start()
         self.emulator.use_fault_plan(self.faults)
@@ -118,6 +125,8 @@ class Devstack:
             "API_AUTH": "none",  # served on loopback only
             **self.options.extra_env,
         }
+        if self.dynamodb_url != self.moto_url:
+            env["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb_url
         if self.api_url:
             env["LOADER_API_URL"] = self.api_url
         if self.direct:
@@ -140,7 +149,8 @@ class Devstack:
         bootstrap.reset()
         settings = bootstrap.settings()
         catalog = bootstrap.catalog()
-        self.provisioned = provision(self.moto_url, settings, catalog, visibility=self.options.visibility_seconds)
+        self.provisioned = provision(self.moto_url, settings, catalog, visibility=self.options.visibility_seconds,
+                                     dynamodb_endpoint=self.dynamodb_url)
         if str(REPO_ROOT) not in sys.path:
             sys.path.insert(0, str(REPO_ROOT))
         module = sys.modules.get("app")
@@ -182,7 +192,8 @@ class Devstack:
 
     # ---------------------------------------------------------------- helpers
     def client(self, service: str) -> Any:
-        endpoint = self.emulator.url if service == "redshift-data" else self.moto_url
+        endpoints = {"redshift-data": self.emulator.url, "dynamodb": self.dynamodb_url}
+        endpoint = endpoints.get(service, self.moto_url)
         return boto3.client(service, endpoint_url=endpoint, region_name=REGION)
 
     def warehouse_dsn(self, warehouse_name: str) -> str:
@@ -218,6 +229,7 @@ class Devstack:
                      lambda: self.direct and self.direct.stop(),
                      lambda: self.emulator and self.emulator.stop(),
                      lambda: self.moto and self.moto.stop(),
+                     lambda: self.moto_dynamodb and self.moto_dynamodb.stop(),
                      lambda: self.pg and self.pg.stop()):
             try:
                 step()
