@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Protocol
+import time
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from chalicelib import logs
 from chalicelib.events import DmsTaskEvent
 from chalicelib.jobs import Job, JobKind, JobStatus, new_job_id
+from chalicelib.outcomes import is_transient
 from chalicelib.pipelines import DmsFollowup
 from chalicelib.service import Service
+
+T = TypeVar("T")
 
 
 class DmsPort(Protocol):
@@ -87,12 +92,34 @@ class Followups:
                   status=JobStatus.QUEUED, files=(), statement_id=None, attempt=1,
                   max_attempts=service.settings.max_attempts, created_at=now, updated_at=now, submitted_at=None,
                   finished_at=None, rows=None, error=None, load_errors=(), steps=tuple(followup.steps))
-        if not service.ledger.create_job(job):
+        if not _retrying(lambda: service.ledger.create_job(job), "create the follow-up job", job_id):
             logs.info("followup_duplicate_run", followup=followup.name, job_id=job_id)
             return None
-        service.queue.enqueue_job(job.id, group=job.target, dedup_id=f"{job.id}-1")
+        # Once the job exists, a redelivered event finds it and stops; the sweeper re-sends a QUEUED
+        # job's message if this one never got out.
+        _retrying(lambda: service.queue.enqueue_job(job.id, group=job.target, dedup_id=f"{job.id}-1"),
+                  "queue the follow-up job", job_id)
         logs.info("followup_queued", followup=followup.name, job_id=job.id, steps=len(job.steps))
         return job
+
+
+WRITE_ATTEMPTS = 4  # in this invocation: an EventBridge-invoked Lambda gets only two more, then the event is gone
+
+
+def _retrying(call: Callable[[], T], what: str, job_id: str) -> T:
+    """`call()`, tried again after a throttle, a 5xx or a DynamoDB transaction conflict (which botocore
+    does not retry). A DMS event exists once: losing it to a momentary conflict loses the follow-up."""
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            return call()
+        except Exception as exc:
+            text = f"{type(exc).__name__}: {exc}"
+            if attempt == WRITE_ATTEMPTS or not (is_transient(exc) or "TransactionConflict" in text):
+                logs.error("followup_write_failed", what=what, job_id=job_id, attempt=attempt, error=text)
+                raise
+            logs.warning("followup_write_retried", what=what, job_id=job_id, attempt=attempt, error=text)
+            time.sleep(0.05 * 2 ** attempt)
+    raise AssertionError("unreachable")
 
 
 def _epoch(text: str | None) -> float | None:

@@ -180,3 +180,41 @@ def test_manual_run_and_unknown_name(setup):
     assert first.id != second.id
     with pytest.raises(KeyError):
         followups.request("nope")
+
+
+def test_a_momentary_conflict_or_throttle_does_not_lose_the_dms_event(setup, monkeypatch):
+    """EventBridge invokes the Lambda twice more at most: the event is retried here, not given up."""
+    service, followups, _ = setup
+    monkeypatch.setattr("chalicelib.followups.time.sleep", lambda _: None)
+    create, enqueue = service.ledger.create_job, service.queue.enqueue_job
+    failures = {"create": [RuntimeError("TransactionConflictException: Transaction is ongoing for the item"),
+                           RuntimeError("An error occurred (ProvisionedThroughputExceededException)")],
+                "enqueue": [RuntimeError("An error occurred (InternalError) ServiceUnavailable")]}
+
+    def flaky(name, real):
+        def call(*args, **kwargs):
+            if failures[name]:
+                raise failures[name].pop(0)
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(service.ledger, "create_job", flaky("create", create))
+    monkeypatch.setattr(service.queue, "enqueue_job", flaky("enqueue", enqueue))
+    job = followups.task_state_changed(event())
+    assert job is not None and service.ledger.get_job(job.id).status is JobStatus.QUEUED
+    assert len(service.queue.enqueued) == 1
+
+
+def test_a_lasting_or_permanent_error_still_fails_the_invocation(setup, monkeypatch):
+    service, followups, _ = setup
+    monkeypatch.setattr("chalicelib.followups.time.sleep", lambda _: None)
+    calls = []
+
+    def broken(job):
+        calls.append(job.id)
+        raise RuntimeError("AccessDeniedException: not allowed")
+
+    monkeypatch.setattr(service.ledger, "create_job", broken)
+    with pytest.raises(RuntimeError, match="AccessDenied"):
+        followups.task_state_changed(event())
+    assert len(calls) == 1  # a permanent error is not retried here; EventBridge's own retries remain
