@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.pipelines import Catalog, Warehouse, load_catalog
-from chalicelib.resources import MANIFEST_BUCKET_DEFAULT, MANIFEST_BUCKET_ENV, QueueDef
+from chalicelib.resources import FAILED_EVENTS_FUNCTIONS, FAILED_EVENTS_QUEUE, MANIFEST_BUCKET_DEFAULT, MANIFEST_BUCKET_ENV, QueueDef
 from chalicelib.settings import Settings
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -133,7 +133,8 @@ def log_groups(app: str, stage: str, function: str) -> list[str]:
 def function_policy(function: str, settings: Settings, catalog: Catalog, *, xray: bool,
                     manifest_bucket_set: bool, logs: list[str]) -> Policy:
     queues = {"landing": settings.landing_queue, "jobs": settings.jobs_queue,
-              "landing-dlq": _dlq(settings.landing_queue), "jobs-dlq": _dlq(settings.jobs_queue)}
+              "landing-dlq": _dlq(settings.landing_queue), "jobs-dlq": _dlq(settings.jobs_queue),
+              "failed-events": FAILED_EVENTS_QUEUE}  # Lambda's on-failure destination, sent with the function's role
 
     def sqs(*keys: str) -> list[str]:
         return [f"arn:aws:sqs:*:*:{queues[k]}" for k in keys]
@@ -144,6 +145,8 @@ def function_policy(function: str, settings: Settings, catalog: Catalog, *, xray
         out.append(_stmt("ConsumeQueue", ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
                          sqs(CONSUMES[function])))
     out.append(_stmt("SendToQueues", ["sqs:GetQueueUrl", "sqs:SendMessage"], sqs(*SENDS[function])))
+    if function in FAILED_EVENTS_FUNCTIONS:  # Lambda sends an event it gave up on with the function's role
+        out.append(_stmt("OnFailureDestination", ["sqs:SendMessage"], sqs("failed-events")))
     if function in RELEASES_JOBS:
         out.append(_stmt("ReleaseJobMessages", ["sqs:GetQueueUrl", "sqs:ChangeMessageVisibility"], sqs("jobs")))
     out.append(_stmt("Ledger", [f"dynamodb:{a}" for a in LEDGER_ITEMS[function]], [table]))

@@ -50,6 +50,11 @@ JOBS_QUEUE = QueueDef(
     fifo=True, visibility_timeout=6 * FUNCTION_TIMEOUT_SECONDS, max_receive_count=50,
 )
 QUEUES = (LANDING_QUEUE, JOBS_QUEUE)
+# Where an EventBridge event goes once its Lambda (dms, completion) failed on it three times: Lambda's
+# on-failure destination. A DMS event exists once; without this it would vanish with its follow-up.
+FAILED_EVENTS_QUEUE = "redshift-loader-failed-events"
+FAILED_EVENTS_FUNCTIONS = ("dms", "completion")
+EVENT_RETRY_ATTEMPTS = 2  # Lambda's own retries of an asynchronous invocation (its maximum)
 
 LEDGER_TABLE = TableDef(
     logical_id="LedgerTable", env_var="LEDGER_TABLE", default_name="redshift-loader-ledger",

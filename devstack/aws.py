@@ -65,6 +65,7 @@ def provision(endpoint: str, settings: Settings, catalog: Catalog, *, visibility
         settings.landing_queue: create_queue(sqs, resources.LANDING_QUEUE, settings.landing_queue, visibility=visibility),
         settings.jobs_queue: create_queue(sqs, resources.JOBS_QUEUE, settings.jobs_queue, visibility=visibility),
     }
+    urls[resources.FAILED_EVENTS_QUEUE] = sqs.create_queue(QueueName=resources.FAILED_EVENTS_QUEUE)["QueueUrl"]
     create_table(ddb, resources.LEDGER_TABLE, settings.ledger_table)
     landing_arn = sqs.get_queue_attributes(QueueUrl=urls[settings.landing_queue],
                                            AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import threading
 import time
 import traceback
@@ -26,6 +27,7 @@ from typing import Any
 
 import boto3
 
+from chalicelib import resources
 from devstack.faults import FaultPlan, LambdaDied, lambda_invocation
 
 ACCOUNT = "123456789012"
@@ -61,6 +63,7 @@ class PumpStats:
     invocations: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     deaths: dict[str, int] = field(default_factory=dict)  # invocations killed by an injected LambdaDied
+    given_up: dict[str, int] = field(default_factory=dict)  # EventBridge events failed on every attempt
 
     def count(self, name: str, failed: bool = False) -> None:
         bucket = self.errors if failed else self.invocations
@@ -68,6 +71,9 @@ class PumpStats:
 
     def died(self, name: str) -> None:
         self.deaths[name] = self.deaths.get(name, 0) + 1
+
+    def gave_up(self, name: str) -> None:
+        self.given_up[name] = self.given_up.get(name, 0) + 1
 
 
 class Pump:
@@ -285,7 +291,24 @@ class Pump:
                         self._sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
                                                             VisibilityTimeout=1)
                         continue
+                    self._give_up(name, event, exc)
                 self._sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _give_up(self, name: str, event: dict[str, Any], exc: BaseException) -> None:
+        """Lambda's last attempt failed: the event goes to the function's on-failure destination
+        (infra/template.py), in Lambda's record shape, or is dropped where none is configured."""
+        self.stats.gave_up(name)
+        if name not in resources.FAILED_EVENTS_FUNCTIONS:
+            print(f"devstack: {name} failed on an EventBridge event 3 times; dropped", file=sys.stderr)
+            return
+        record = {"version": "1.0", "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  "requestContext": {"functionArn": f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{name}",
+                                     "condition": "RetriesExhausted",
+                                     "approximateInvokeCount": 1 + resources.EVENT_RETRY_ATTEMPTS},
+                  "requestPayload": event, "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+                  "responsePayload": {"errorType": type(exc).__name__, "errorMessage": str(exc)[:1000]}}
+        url = self._sqs.get_queue_url(QueueName=resources.FAILED_EVENTS_QUEUE)["QueueUrl"]
+        self._sqs.send_message(QueueUrl=url, MessageBody=json.dumps(record))
 
     def _misdeliver_event(self, url: str, message: dict[str, Any]) -> bool:
         """Injected EventBridge faults; True when the event is held back for later."""

@@ -53,6 +53,29 @@ def queue_resources(q: resources.QueueDef) -> dict[str, Any]:
     }
 
 
+def failed_events() -> dict[str, Any]:
+    """Lambda's on-failure destination for the EventBridge-invoked functions, with an alarm: an event they
+    failed on three times is kept (14 days) for someone to look at and replay, not dropped."""
+    queue = "FailedEventsQueue"
+    out: dict[str, Any] = {
+        queue: {"Type": "AWS::SQS::Queue", "Properties": {
+            "QueueName": resources.FAILED_EVENTS_QUEUE, "MessageRetentionPeriod": 14 * 24 * 3600,
+            "SqsManagedSseEnabled": True}},
+        f"{queue}Alarm": {"Type": "AWS::CloudWatch::Alarm", "Properties": {
+            "AlarmDescription": f"Events a Lambda failed on three times, kept on {resources.FAILED_EVENTS_QUEUE}",
+            "Namespace": "AWS/SQS", "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}],
+            "Statistic": "Maximum", "Period": 300, "EvaluationPeriods": 1, "Threshold": 0,
+            "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching",
+            "AlarmActions": {"Fn::If": [ALARM_CONDITION, [{"Ref": ALARM_PARAMETER}], {"Ref": "AWS::NoValue"}]}}},
+    }
+    for function in resources.FAILED_EVENTS_FUNCTIONS:
+        out[function.title()] = {"Properties": {"EventInvokeConfig": {
+            "MaximumRetryAttempts": resources.EVENT_RETRY_ATTEMPTS,
+            "DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": {"Fn::GetAtt": [queue, "Arn"]}}}}}}
+    return out
+
+
 def table_resource(t: resources.TableDef) -> dict[str, Any]:
     attributes = {t.hash_key} | {a for _, h, r in t.indexes for a in (h, r)}
     return {t.logical_id: {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain",
@@ -107,6 +130,7 @@ def merge_template(catalog_path: Path) -> dict[str, Any]:
     for table in resources.TABLES:
         res.update(table_resource(table))
     res.update(manifest_bucket())
+    res.update(failed_events())
     if buckets:
         res.update(landing_events(buckets))
     # SAM turns each Chalice SQS event into the AWS::Lambda::EventSourceMapping <Function><Event>,

@@ -91,3 +91,26 @@ def test_http_followup_and_load_then_job_status_over_the_api(env):
     assert bad.status_code == 400 and bad.json()["field"] == "keys[0]"
     assert requests.get(f"{api}/health", timeout=10).json()["status"] == "ok"
     assert requests.get(f"{api}/openapi.json", timeout=10).json()["openapi"].startswith("3.")
+
+
+def test_a_dms_event_the_lambda_keeps_failing_on_is_kept_on_the_failed_events_queue(env, monkeypatch):
+    """Lambda tries an EventBridge event three times; then it goes to the on-failure destination, not away."""
+    from chalicelib import resources
+    from chalicelib.followups import Followups
+
+    def broken(self, event):
+        raise RuntimeError("AccessDeniedException: not allowed to write the ledger")
+
+    monkeypatch.setattr(Followups, "task_state_changed", broken)
+    sqs = env.stack.client("sqs")
+    url = sqs.get_queue_url(QueueName=resources.FAILED_EVENTS_QUEUE)["QueueUrl"]
+    arn = "arn:aws:dms:us-east-1:123456789012:task:AAAABBBB0CCCCDDDDEEEEE1FFFF2GGG3FFFFFF3"
+    put_dms_event(env, task_arn=arn, task_name="it-full-load-task", message="Stop Reason FULL_LOAD_ONLY_FINISHED",
+                  time_="2026-11-22T12:00:00Z")
+    messages = env.stack.wait_for(lambda: sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages"),
+                                  timeout=30, what="the event on the failed-events queue")
+    record = json.loads(messages[0]["Body"])
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert record["requestPayload"]["resources"] == [arn] and record["requestPayload"]["time"] == "2026-11-22T12:00:00Z"
+    assert "AccessDenied" in record["responsePayload"]["errorMessage"]

@@ -134,6 +134,18 @@ def test_event_rules_cover_object_created_dms_and_statement_status(packaged: Tem
     assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Fn::GetAtt": ["LandingObjectCreatedRule", "Arn"]}
 
 
+def test_events_the_event_driven_functions_fail_on_three_times_are_kept_not_dropped(packaged: Template) -> None:
+    res, fns = packaged["Resources"], functions(packaged)
+    for name in ("Dms", "Completion"):
+        config = fns[name]["Properties"]["EventInvokeConfig"]
+        assert config["MaximumRetryAttempts"] == 2
+        assert config["DestinationConfig"]["OnFailure"] == {
+            "Type": "SQS", "Destination": {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}}
+    queue = res["FailedEventsQueue"]["Properties"]
+    assert queue["QueueName"] == resources.FAILED_EVENTS_QUEUE and queue["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert res["FailedEventsQueueAlarm"]["Properties"]["Threshold"] == 0
+
+
 def test_each_function_has_its_own_role_with_the_committed_policy(packaged: Template) -> None:
     res = packaged["Resources"]
     for function, logical in LOGICAL_IDS.items():

@@ -28,6 +28,7 @@ Grant = tuple[str, str]
 
 LANDING, JOBS = "arn:aws:sqs:*:*:redshift-loader-landing", "arn:aws:sqs:*:*:redshift-loader-jobs.fifo"
 LANDING_DLQ, JOBS_DLQ = "arn:aws:sqs:*:*:redshift-loader-landing-dlq", "arn:aws:sqs:*:*:redshift-loader-jobs-dlq.fifo"
+FAILED_EVENTS = "arn:aws:sqs:*:*:redshift-loader-failed-events"  # Lambda's on-failure destination
 TABLE = "arn:aws:dynamodb:*:*:table/redshift-loader-ledger"
 # Per function, (action, resource) pairs that do not depend on the catalog, read off the code:
 # handlers.py → service.py / followups.py / api.py → adapters/*.py.
@@ -44,12 +45,13 @@ FIXED: dict[str, set[Grant]] = {
                ("events:PutEvents", "arn:aws:events:*:*:event-bus/default"),
                ("s3:PutObject", "arn:aws:s3:::redshift-loader-manifests/*"),
                ("s3:PutObject", "arn:aws:s3:::redshift-loader-manifests-*/*")},
-    "completion": {("sqs:ChangeMessageVisibility", JOBS),
+    "completion": {("sqs:ChangeMessageVisibility", JOBS), ("sqs:SendMessage", FAILED_EVENTS),
                    *{(a, q) for a in ("sqs:SendMessage", "sqs:GetQueueUrl") for q in (JOBS, JOBS_DLQ)},
                    *{(f"dynamodb:{a}", TABLE) for a in ("GetItem", "PutItem", "UpdateItem")},
                    ("redshift-data:DescribeStatement", "*"), ("redshift-data:GetStatementResult", "*"),
                    ("events:PutEvents", "arn:aws:events:*:*:event-bus/default")},
     "dms": {("dms:DescribeReplicationTasks", "*"), ("sqs:SendMessage", JOBS), ("sqs:GetQueueUrl", JOBS),
+            ("sqs:SendMessage", FAILED_EVENTS),
             ("dynamodb:PutItem", TABLE)},
     "sweeper": {("sqs:ChangeMessageVisibility", JOBS),
                 *{(a, q) for a in ("sqs:SendMessage", "sqs:GetQueueUrl") for q in (JOBS, JOBS_DLQ)},
