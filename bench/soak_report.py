@@ -22,6 +22,7 @@ class SoakReport:
     retried_jobs: list[str] = field(default_factory=list)
     lambda_deaths: dict[str, int] = field(default_factory=dict)
     lambda_errors: dict[str, int] = field(default_factory=dict)
+    events_given_up: dict[str, int] = field(default_factory=dict)  # EventBridge events failed on every attempt
     land_seconds: float = 0.0
     recovery_seconds: float = 0.0
     recovery_sweeps: int = 0        # sweeper runs during the recovery
@@ -44,6 +45,7 @@ def format_report(r: SoakReport) -> str:
         f"around a bad file; {r.api_retries} retried through the API ({r.api_retries_succeeded} succeeded, "
         f"{r.api_retries_bad_rows} then failed on a bad row)",
         f"  Lambda deaths / errors       {r.lambda_deaths} / {r.lambda_errors}",
+        f"  events given up (3 attempts) {r.events_given_up or 'none'}",
         f"  landing                      {r.land_seconds:8.1f} s",
         f"  recovery after faults stop   {r.recovery_seconds:8.1f} s  ({r.recovery_sweeps} sweeper runs; at faults off: "
         f"{r.outstanding_at_faults_off})",
