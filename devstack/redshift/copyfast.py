@@ -18,9 +18,12 @@ Where the two parsers could disagree, and the check that sends such data to the 
 
 from __future__ import annotations
 
+import collections
+import itertools
 import queue
 import re
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -33,6 +36,7 @@ from devstack.redshift.copyopts import CopySpec
 
 CHUNK = 1 << 20
 PREFETCH = 4      # chunks read ahead of PostgreSQL
+OPEN_AHEAD = 4    # objects requested ahead of the one being read
 TAIL = 64         # bytes of the previous chunk searched again with the next (a marker or a fraction split in two)
 NO_QUOTE = "\x01"
 _FAST_TYPES = frozenset({"int2", "int4", "int8", "numeric", "float4", "float8", "bool", "date", "timestamp",
@@ -147,13 +151,38 @@ class _Prefetch:
 
 def _chunks(objects: Sequence[Any], open_object: Callable[[Any], IO[bytes] | None], fast: FastPlan,
             scale_check: re.Pattern[bytes] | None, ignore_header: int, lines: list[int]) -> Iterator[bytes]:
-    for obj in objects:
-        stream = open_object(obj)
+    for stream in opened_in_order(objects, open_object):
         if stream is None:  # an optional manifest entry that does not exist
             lines.append(0)
             continue
         with stream:
             yield from _checked(stream, fast, scale_check, ignore_header, lines)
+
+
+def opened_in_order(objects: Sequence[Any], open_object: Callable[[Any], IO[bytes] | None],
+                    ahead: int = OPEN_AHEAD) -> Iterator[IO[bytes] | None]:
+    """`open_object(o)` for each object, in order, with the next `ahead` requests already on their way:
+    a manifest of many small files is mostly GET round trips, which Redshift's slices make in parallel.
+    Streams opened ahead but never handed out are closed."""
+    if ahead <= 1 or len(objects) <= 1:
+        yield from (open_object(obj) for obj in objects)
+        return
+    pool = ThreadPoolExecutor(ahead, thread_name_prefix="copy-open")
+    pending: collections.deque[Future[IO[bytes] | None]] = collections.deque()
+    rest = iter(objects)
+    try:
+        for obj in itertools.islice(rest, ahead):
+            pending.append(pool.submit(open_object, obj))
+        while pending:
+            stream = pending.popleft().result()  # an open error reaches the consumer, in file order
+            for obj in itertools.islice(rest, 1):
+                pending.append(pool.submit(open_object, obj))
+            yield stream
+    finally:
+        for future in pending:
+            if not future.cancel() and future.exception() is None and (left := future.result()) is not None:
+                left.close()
+        pool.shutdown(wait=False)
 
 
 def _checked(stream: IO[bytes], fast: FastPlan, scale_check: re.Pattern[bytes] | None, ignore_header: int,

@@ -325,9 +325,12 @@ class Engine:
     def _s3_client(self) -> Any:
         if self._s3 is None:
             import boto3
+            from botocore.config import Config
 
-            # endpoint None: boto3's own configuration (AWS_ENDPOINT_URL_S3 etc.)
-            self._s3 = boto3.client("s3", endpoint_url=self.s3_endpoint, region_name=self.region)
+            # endpoint None: boto3's own configuration (AWS_ENDPOINT_URL_S3 etc.). Connections enough for
+            # the statements running at once, each with its objects requested ahead (copyfast.OPEN_AHEAD).
+            self._s3 = boto3.client("s3", endpoint_url=self.s3_endpoint, region_name=self.region,
+                                    config=Config(max_pool_connections=50))
         return self._s3
 
     # --- state changes (call with self._lock held) ---------------------------

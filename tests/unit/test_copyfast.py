@@ -74,3 +74,42 @@ def test_prefetch_close_stops_a_producer_waiting_on_a_full_queue():
 def test_plan_refuses_options_only_the_careful_path_knows():
     spec = parse_copy("COPY t FROM 's3://b/k' IAM_ROLE default CSV EMPTYASNULL")
     assert copyfast.plan(spec, None, []) is None  # type: ignore[arg-type]
+
+
+class _Stream(io.BytesIO):
+    def __init__(self, name: str, log: list[str]) -> None:
+        super().__init__(name.encode())
+        self.name, self.log = name, log
+
+    def close(self) -> None:
+        if not self.closed:
+            self.log.append(f"closed {self.name}")
+        super().close()
+
+
+def test_objects_are_opened_ahead_but_handed_out_in_order_and_leftovers_closed():
+    import time
+
+    log: list[str] = []
+
+    def open_object(name: str):
+        log.append(f"start {name}")
+        if name == "a":
+            time.sleep(0.3)  # a slow first GET: the next ones are requested meanwhile
+        log.append(f"opened {name}")
+        if name == "missing":
+            return None
+        if name == "broken":
+            raise OSError("NoSuchKey: broken")
+        return _Stream(name, log)
+
+    opened = copyfast.opened_in_order(["a", "b", "missing", "c", "broken", "d", "e"], open_object, ahead=3)
+    assert next(opened).read() == b"a"
+    assert log.index("start b") < log.index("opened a") and log.index("start missing") < log.index("opened a")
+    assert [s.read() if s else None for s in (next(opened), next(opened), next(opened))] == [b"b", None, b"c"]
+    with pytest.raises(OSError, match="broken"):  # an open error reaches the reader in its file's turn
+        next(opened)
+    # the reader gives up: "d" (and "e", unless its request was cancelled before it started) was opened
+    # ahead and never read, and is closed
+    assert "opened d" in log and "closed d" in log
+    assert ("opened e" in log) == ("closed e" in log)
