@@ -43,14 +43,20 @@ def queue_resources(q: resources.QueueDef) -> dict[str, Any]:
             "MessageRetentionPeriod": q.retention_seconds, "SqsManagedSseEnabled": True, **fifo,
             "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
                               "maxReceiveCount": q.max_receive_count}}},
-        f"{dlq_id}Alarm": {"Type": "AWS::CloudWatch::Alarm", "Properties": {
-            "AlarmDescription": f"Messages parked on {q.dlq_name}: each carries the reason it could not be processed",
-            "Namespace": "AWS/SQS", "MetricName": "ApproximateNumberOfMessagesVisible",
-            "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}}],
-            "Statistic": "Maximum", "Period": 300, "EvaluationPeriods": 1, "Threshold": 0,
-            "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching",
-            "AlarmActions": {"Fn::If": [ALARM_CONDITION, [{"Ref": ALARM_PARAMETER}], {"Ref": "AWS::NoValue"}]}}},
+        f"{dlq_id}Alarm": queue_alarm(
+            dlq_id, f"Messages parked on {q.dlq_name}: each carries the reason it could not be processed"),
     }
+
+
+def queue_alarm(queue_id: str, description: str) -> dict[str, Any]:
+    """An alarm as soon as the queue holds a message (to the optional AlarmTopicArn topic)."""
+    return {"Type": "AWS::CloudWatch::Alarm", "Properties": {
+        "AlarmDescription": description,
+        "Namespace": "AWS/SQS", "MetricName": "ApproximateNumberOfMessagesVisible",
+        "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}],
+        "Statistic": "Maximum", "Period": 300, "EvaluationPeriods": 1, "Threshold": 0,
+        "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching",
+        "AlarmActions": {"Fn::If": [ALARM_CONDITION, [{"Ref": ALARM_PARAMETER}], {"Ref": "AWS::NoValue"}]}}}
 
 
 def failed_events() -> dict[str, Any]:
@@ -61,13 +67,8 @@ def failed_events() -> dict[str, Any]:
         queue: {"Type": "AWS::SQS::Queue", "Properties": {
             "QueueName": resources.FAILED_EVENTS_QUEUE, "MessageRetentionPeriod": 14 * 24 * 3600,
             "SqsManagedSseEnabled": True}},
-        f"{queue}Alarm": {"Type": "AWS::CloudWatch::Alarm", "Properties": {
-            "AlarmDescription": f"Events a Lambda failed on three times, kept on {resources.FAILED_EVENTS_QUEUE}",
-            "Namespace": "AWS/SQS", "MetricName": "ApproximateNumberOfMessagesVisible",
-            "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}],
-            "Statistic": "Maximum", "Period": 300, "EvaluationPeriods": 1, "Threshold": 0,
-            "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching",
-            "AlarmActions": {"Fn::If": [ALARM_CONDITION, [{"Ref": ALARM_PARAMETER}], {"Ref": "AWS::NoValue"}]}}},
+        f"{queue}Alarm": queue_alarm(
+            queue, f"Events a Lambda failed on three times, kept on {resources.FAILED_EVENTS_QUEUE}"),
     }
     for function in resources.FAILED_EVENTS_FUNCTIONS:
         out[function.title()] = {"Properties": {"EventInvokeConfig": {
