@@ -281,7 +281,8 @@ def run(stack: Devstack, opts: SoakOptions, log: Callable[[str], None] = print) 
         "waiting for recovery with nobody acting")
     report.recovery_seconds = wait_until(lambda: ledger.settled(files, expected_followups()), timeout,
                                          "recovery (every job SUCCEEDED or FAILED)", every, log=log,
-                                         progress=ledger.brief, detail=lambda: ledger.unsettled(files, expected_followups()))
+                                         progress=ledger.brief,
+                                         detail=lambda: ledger.unsettled(files, expected_followups()))
     report.recovery_sweeps = stack.pump.stats.invocations.get("sweeper", 0) - sweeps_before
 
     retry_failed_jobs(stack, ledger, report, last)

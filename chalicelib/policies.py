@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.pipelines import Catalog, Warehouse, load_catalog
-from chalicelib.resources import FAILED_EVENTS_FUNCTIONS, FAILED_EVENTS_QUEUE, MANIFEST_BUCKET_DEFAULT, MANIFEST_BUCKET_ENV, QueueDef
+from chalicelib.resources import (FAILED_EVENTS_FUNCTIONS, FAILED_EVENTS_QUEUE, MANIFEST_BUCKET_DEFAULT,
+                                  MANIFEST_BUCKET_ENV, QueueDef)
 from chalicelib.settings import Settings
 
 PROJECT = Path(__file__).resolve().parents[1]

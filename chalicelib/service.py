@@ -19,8 +19,8 @@ from typing import Any, Protocol
 from chalicelib import logs, tracing
 from chalicelib.drift import HEAD_BYTES, NEW_COLUMN_TYPE, DriftError, plan_columns
 from chalicelib.events import FileEvent, StatementEvent
-from chalicelib.jobs import (FILE_RECORD_BUDGET, MOVE_KINDS, FileRef, Job, JobKind, JobStatus, JobSummary, LoadError,
-                            is_retryable_error, new_job_id, split_for_job)
+from chalicelib.jobs import (FILE_RECORD_BUDGET, MOVE_KINDS, FileRef, Job, JobKind, JobStatus, JobSummary,
+                            LoadError, is_retryable_error, new_job_id, split_for_job)
 from chalicelib.outcomes import first_error, is_transient, load_error_from_row, requeue_delay
 from chalicelib.pipelines import Catalog, LoadPipeline, Warehouse
 from chalicelib.planner import build_load_plan
@@ -189,10 +189,10 @@ class Service:
         it at once) and is looked at again shortly. A busy table then gets fewer, larger COPYs instead
         of a backlog of small ones, each paying a COPY's fixed cost."""
         pipeline = self.catalog.load(pipeline_name)
-        batch = self.ledger.open_batch(pipeline_name)
-        if batch is None or batch.batch_id != batch_id:
-            return None
         if self._target(pipeline) in self._tables_with_waiting_loads(self.ledger.active_jobs()):
+            batch = self.ledger.open_batch(pipeline_name)  # read here only: seal() reads it for itself
+            if batch is None or batch.batch_id != batch_id:
+                return None
             delay = max(1, min(pipeline.batch.max_seconds, self.settings.poll_seconds))
             self.queue.schedule_flush(pipeline_name, batch_id, delay)
             logs.info("batch_held", pipeline=pipeline_name, batch_id=batch_id, batch_files=len(batch.files),
