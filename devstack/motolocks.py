@@ -1,4 +1,4 @@
-"""Make moto's in-process DynamoDB safe and fast under concurrent requests (devstack only).
+"""Make moto's DynamoDB and SQS safe under concurrent requests, and DynamoDB fast (devstack only).
 
 moto's ThreadedMotoServer serves requests on many threads, but its DynamoDB backend is not
 thread-safe: TransactWriteItems deep-copies whole tables to roll back on failure, and a
@@ -10,6 +10,12 @@ around the backend's operations gives devstack the same guarantee.
 Copying the whole table per transaction also made each write O(table size): 1,000 landed
 files slowed the ledger to a crawl and grew the process to GBs. Under the lock, snapshotting
 only the items a transaction touches is enough to roll it back.
+
+SQS: moto deletes a message by rebuilding the queue's message list and assigning it back, outside
+the lock its `add_message` appends under. A message sent in between (an S3 notification, while a
+router deleted the messages it had handled) was dropped from the queue, and two deletes at once put
+each other's message back: 1 file in 1,000 of a burst never reached the router, with no error
+anywhere. Deletes now hold the queue's own lock.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ _LOCK = threading.RLock()
 _OPERATIONS = ("put_item", "get_item", "update_item", "delete_item", "query", "scan", "batch_write_item",
                "batch_get_item", "transact_get_items")
 _applied = False
+_sqs_applied = False
 _in_transaction = False
 
 
@@ -57,6 +64,24 @@ def serialize_dynamodb() -> None:
     models.copy = _TableCopyShim()  # type: ignore[assignment]
     DynamoDBBackend.transact_write_items = _transaction(DynamoDBBackend.transact_write_items)  # type: ignore[method-assign]
     _applied = True
+
+
+def serialize_sqs() -> None:
+    """Idempotent: a queue's message deletions hold the lock its appends already take."""
+    global _sqs_applied
+    if _sqs_applied:
+        return
+    from moto.sqs.models import Queue
+
+    original = Queue.delete_message
+
+    @functools.wraps(original)
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        with self._messages_lock:  # a Condition over an RLock: add_message's lock
+            original(self, receipt_handle)
+
+    Queue.delete_message = delete_message  # type: ignore[method-assign]
+    _sqs_applied = True
 
 
 def _locked(original: Any) -> Any:

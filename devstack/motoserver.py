@@ -16,12 +16,13 @@ from typing import Any
 
 
 def patch_moto() -> None:
-    """devstack's fixes to moto, in the process that serves it: DynamoDB made thread-safe and
-    O(items touched) per transaction, SQS made O(queue length) per request, less work per request."""
-    from devstack.motolocks import serialize_dynamodb
+    """devstack's fixes to moto, in the process that serves it: DynamoDB and SQS made thread-safe,
+    DynamoDB O(items touched) per transaction, SQS made O(queue length) per request, less work per request."""
+    from devstack.motolocks import serialize_dynamodb, serialize_sqs
     from devstack.motospeed import speed_up_moto
 
     serialize_dynamodb()
+    serialize_sqs()
     speed_up_moto()
 
 
