@@ -1,6 +1,10 @@
-"""devstack's moto DynamoDB patch: a failed transaction leaves nothing behind, a good one commits."""
+"""devstack's moto patches: a failed DynamoDB transaction leaves nothing behind, a good one commits;
+SQS sends and deletes on one queue at once lose nothing and bring nothing back."""
 
 from __future__ import annotations
+
+import sys
+import threading
 
 import boto3
 import pytest
@@ -30,6 +34,46 @@ def test_failed_transaction_rolls_back_only_its_items(moto_endpoint):
     ])
     assert ddb.get_item(TableName="ml-t", Key={"pk": {"S": "a"}})["Item"]["v"] == {"N": "2"}
     assert "Item" in ddb.get_item(TableName="ml-t", Key={"pk": {"S": "b"}})
+
+
+def test_sqs_sends_during_concurrent_deletes_are_kept_and_deleted_messages_stay_deleted():
+    """moto rebuilt the message list on each delete, outside the lock sends append under: a burst
+    of S3 notifications while routers deleted their messages dropped 1 file in 1,000 (before the
+    fix this test kept ~197 of 200 sends and brought ~370 of 600 deleted messages back)."""
+    from moto.sqs.models import sqs_backends
+
+    from devstack.motolocks import serialize_sqs
+
+    serialize_sqs()
+    backend = sqs_backends["000000000042"]["us-east-1"]  # an account of its own: no other test sees it
+    backend.create_queue("ml-race")
+    for i in range(600):
+        backend.send_message("ml-race", f"old{i}")
+    in_flight = []
+    while len(in_flight) < 600:
+        in_flight += backend.receive_message("ml-race", 10, 0, 300)
+
+    def delete(part):
+        for message in part:
+            backend.delete_message("ml-race", message.receipt_handle)
+
+    def send():
+        for i in range(200):
+            backend.send_message("ml-race", f"new{i}")
+
+    threads = [threading.Thread(target=delete, args=(in_flight[k::4],)) for k in range(4)]
+    threads.append(threading.Thread(target=send))
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often, as a busy server does
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    left = sorted(m.body for m in backend.get_queue("ml-race")._messages)
+    assert left == sorted(f"new{i}" for i in range(200))
 
 
 def test_moto_in_its_own_process_serves_and_stops():
