@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import boto3
+import pytest
 
 
 def _sqs(moto_endpoint: str):
@@ -139,3 +140,83 @@ def test_item_sizes_and_copies_match_moto():
     attributes = LimitedSizeDict({"pk": DynamoType({"S": "a"}), "v": DynamoType(value)})
     twin = copy.deepcopy(attributes)
     assert type(twin) is LimitedSizeDict and twin == attributes and twin["v"] is not attributes["v"]
+
+
+def test_dynamodb_results_written_as_json_read_back_as_moto_writes_them(moto_endpoint, monkeypatch):
+    """Each result the fast path writes is compared with moto's own serializer's body for the same
+    result, over every item operation the ledger uses and the value types DynamoDB has."""
+    import json
+
+    from moto.dynamodb.responses import DynamoResult
+
+    from devstack import motospeed
+
+    motospeed.speed_up_moto()
+    checked: list[str] = []
+
+    def both(self, context):
+        fast = motospeed._dynamo_result(self, context)
+        original = motospeed._ORIGINAL["dynamo_result"](self, context)
+        assert json.loads(fast[2]) == json.loads(original[2]), context.operation_model.name
+        assert fast[0] == original[0]
+        checked.append(context.operation_model.name)
+        return fast
+
+    monkeypatch.setattr(DynamoResult, "execute_result", both)
+    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+    ddb.create_table(TableName="ms-json", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                                                     {"AttributeName": "sk", "KeyType": "RANGE"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                           {"AttributeName": "sk", "AttributeType": "N"}],
+                     BillingMode="PAY_PER_REQUEST")
+    item = {"pk": {"S": "a"}, "sk": {"N": "1"}, "s": {"S": "héllo"}, "n": {"N": "123.50"}, "t": {"BOOL": False},
+            "z": {"NULL": True}, "ss": {"SS": ["x", "y"]}, "ns": {"NS": ["1", "2"]},
+            "files": {"L": [{"M": {"k": {"S": f"f{i}.csv"}, "s": {"N": str(i)}}} for i in range(50)]},
+            "empty": {"L": []}, "m": {"M": {}}}
+    ddb.put_item(TableName="ms-json", Item=item)
+    ddb.put_item(TableName="ms-json", Item={**item, "sk": {"N": "2"}, "b": {"B": b"\x00\xff"}})
+    got = ddb.get_item(TableName="ms-json", Key={"pk": {"S": "a"}, "sk": {"N": "1"}}, ConsistentRead=True)
+    assert got["Item"]["files"]["L"][49]["M"]["k"] == {"S": "f49.csv"} and got["Item"]["t"] == {"BOOL": False}
+    assert ddb.get_item(TableName="ms-json", Key={"pk": {"S": "a"}, "sk": {"N": "2"}})["Item"]["b"] == {"B": b"\x00\xff"}
+    assert "Item" not in ddb.get_item(TableName="ms-json", Key={"pk": {"S": "none"}, "sk": {"N": "1"}})
+    ddb.get_item(TableName="ms-json", Key={"pk": {"S": "a"}, "sk": {"N": "1"}}, ProjectionExpression="files[1], n",
+                 ReturnConsumedCapacity="TOTAL")
+    old = ddb.put_item(TableName="ms-json", Item={**item, "n": {"N": "7"}}, ReturnValues="ALL_OLD")
+    assert old["Attributes"]["n"] == {"N": "123.5"} or old["Attributes"]["n"] == {"N": "123.50"}
+    new = ddb.update_item(TableName="ms-json", Key={"pk": {"S": "a"}, "sk": {"N": "1"}}, UpdateExpression="ADD c :one",
+                          ExpressionAttributeValues={":one": {"N": "1"}}, ReturnValues="UPDATED_NEW")
+    assert new["Attributes"] == {"c": {"N": "1"}}
+    page = ddb.query(TableName="ms-json", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "a"}},
+                     Limit=1)
+    assert page["Count"] == 1 and page["LastEvaluatedKey"] == {"pk": {"S": "a"}, "sk": {"N": "1"}}
+    assert ddb.query(TableName="ms-json", KeyConditionExpression="pk = :p",
+                     ExpressionAttributeValues={":p": {"S": "none"}})["Items"] == []
+    assert ddb.scan(TableName="ms-json", Select="COUNT")["Count"] == 2
+    ddb.batch_get_item(RequestItems={"ms-json": {"Keys": [{"pk": {"S": "a"}, "sk": {"N": "1"}},
+                                                          {"pk": {"S": "x"}, "sk": {"N": "1"}}]}})
+    ddb.transact_write_items(TransactItems=[{"Put": {"TableName": "ms-json", "Item": {"pk": {"S": "c"}, "sk": {"N": "1"}}}}])
+    with pytest.raises(ddb.exceptions.TransactionCanceledException):  # errors are moto's: not through the result
+        ddb.transact_write_items(TransactItems=[{"Put": {"TableName": "ms-json", "Item": {"pk": {"S": "c"}, "sk": {"N": "1"}},
+                                                         "ConditionExpression": "attribute_not_exists(pk)"}}])
+    ddb.batch_write_item(RequestItems={"ms-json": [{"DeleteRequest": {"Key": {"pk": {"S": "c"}, "sk": {"N": "1"}}}}]})
+    ddb.delete_item(TableName="ms-json", Key={"pk": {"S": "a"}, "sk": {"N": "2"}}, ReturnValues="ALL_OLD")
+    assert {"GetItem", "PutItem", "UpdateItem", "Query", "Scan", "BatchGetItem", "DeleteItem"} <= set(checked)
+
+
+def test_results_are_built_from_items_as_moto_builds_them():
+    import datetime
+
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+    from moto.dynamodb.models.utilities import dynamo_to_dict
+
+    from devstack import motospeed
+
+    motospeed.speed_up_moto()
+    attrs = {"pk": {"S": "a"}, "n": {"N": "1.5"}, "t": {"BOOL": True}, "z": {"NULL": True}, "b": {"B": "AAH/"},
+             "bs": {"BS": ["AAE="]}, "ss": {"SS": ["x"]}, "ns": {"NS": ["1", "2"]},
+             "l": {"L": [{"M": {"k": {"S": "v"}, "e": {"L": []}}}, {"N": "3"}]}, "m": {"M": {}}}
+    item = Item(hash_key=DynamoType({"S": "a"}), range_key=None, attrs=attrs)
+    results = [item.describe_attrs(None), {"Items": [item.attrs], "Count": 1, "ScannedCount": 1},
+               {"Table": {"CreationDateTime": datetime.datetime(2026, 1, 1)}}, {}, {"Responses": {"t": []}}]
+    for result in results:
+        assert motospeed._dynamo_to_dict(result) == dynamo_to_dict(result)
