@@ -24,8 +24,16 @@ def csv_text(header: list[str], rows: list[list[object]]) -> str:
 
 
 def test_files_in_one_burst_load_in_one_copy_then_post_load_runs(env):
-    for i in range(5):
-        env.put(f"append/day1/part-{i}.csv", csv_text(["id", "name", "amount"], [[i * 10 + j, f"n{j}", "1.50"] for j in range(10)]))
+    # A burst is files whose events are waiting together: hold delivery while they land (on a CI
+    # machine busy with other work, five puts one after another outlasted the 3 s batch window).
+    env.stack.pump.paused.set()
+    time.sleep(1.5)  # receives already waiting (1 s long polls) end first
+    try:
+        for i in range(5):
+            env.put(f"append/day1/part-{i}.csv",
+                    csv_text(["id", "name", "amount"], [[i * 10 + j, f"n{j}", "1.50"] for j in range(10)]))
+    finally:
+        env.stack.pump.paused.clear()
     (job,) = env.wait_jobs("append", 1)
     assert job.status is JobStatus.SUCCEEDED, job.error
     assert len(job.files) == 5 and job.rows == 50
