@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO))
 import psycopg  # noqa: E402
 
 from chalicelib.adapters import aws  # noqa: E402
+from chalicelib.jobs import FileRef  # noqa: E402
 from devstack.stack import Devstack, StackOptions  # noqa: E402
 
 CALLS: collections.Counter[str] = collections.Counter()
@@ -124,8 +125,11 @@ def main() -> int:
             # moto serialise thousands of file references per poll, slowing the loader it measured.
             with psycopg.connect(stack.warehouse_dsn("main"), autocommit=True) as watch:
                 count_sql = " + ".join(f"(SELECT COUNT(*) FROM bench.t{t})" for t in range(args.tables))
-                stack.wait_for(lambda: watch.execute(f"SELECT {count_sql}").fetchone()[0] >= per_table * args.tables
-                               * args.rows, timeout=900, interval=0.2, what="all rows committed")
+                try:
+                    stack.wait_for(lambda: watch.execute(f"SELECT {count_sql}").fetchone()[0] >= per_table
+                                   * args.tables * args.rows, timeout=300, interval=0.2, what="all rows committed")
+                except TimeoutError:
+                    raise SystemExit(f"autoload: rows missing after 300 s; {unrecorded(stack, s3, bodies)}") from None
             jobs = stack.wait_for(all_loaded, timeout=120, interval=0.2, what="all jobs SUCCEEDED")
             wall = time.monotonic() - started
             total_rows = per_table * args.tables * args.rows
@@ -154,6 +158,18 @@ def main() -> int:
     print(f"  loader throughput / direct           {direct / wall:8.3f}      (wall incl. S3 events and batch windows)")
     print(f"  warehouse phase / direct             {direct / load_phase:8.3f}")
     return 0 if loaded_rows == total_rows else 1
+
+
+def unrecorded(stack: Devstack, s3, bodies: dict) -> str:
+    """Which landed files the ledger never recorded (their S3 event never reached the router)."""
+    ledger = stack.service().ledger
+    missing = []
+    for t, f in bodies:
+        key = f"t{t}/f{f:05d}.csv"
+        etag = s3.head_object(Bucket="bench-landing", Key=key)["ETag"].strip('"')
+        if ledger.file_status(FileRef(bucket="bench-landing", key=key, version=etag, size=0)) is None:
+            missing.append(key)
+    return f"{len(missing)} file(s) never recorded by the router: {missing[:10]}"
 
 
 def direct_copy(stack: Devstack, s3, tables: int, per_table: int) -> float:
