@@ -15,7 +15,9 @@ SQS: moto deletes a message by rebuilding the queue's message list and assigning
 the lock its `add_message` appends under. A message sent in between (an S3 notification, while a
 router deleted the messages it had handled) was dropped from the queue, and two deletes at once put
 each other's message back: 1 file in 1,000 of a burst never reached the router, with no error
-anywhere. Deletes now hold the queue's own lock.
+anywhere. And two receives at once handed out the same message twice, or failed half-way ("Set
+changed size during iteration") leaving messages they had marked in flight with nobody holding
+them. Deletes, receives and visibility changes now hold the queue's own lock.
 """
 
 from __future__ import annotations
@@ -67,21 +69,33 @@ def serialize_dynamodb() -> None:
 
 
 def serialize_sqs() -> None:
-    """Idempotent: a queue's message deletions hold the lock its appends already take."""
+    """Idempotent: a queue's deletes, receives and visibility changes hold the lock its appends take
+    (a Condition over an RLock; a long poll's wait releases it)."""
     global _sqs_applied
     if _sqs_applied:
         return
-    from moto.sqs.models import Queue
+    from moto.sqs.models import Queue, SQSBackend
 
-    original = Queue.delete_message
+    original_delete = Queue.delete_message
 
-    @functools.wraps(original)
+    @functools.wraps(original_delete)
     def delete_message(self: Any, receipt_handle: str) -> None:
-        with self._messages_lock:  # a Condition over an RLock: add_message's lock
-            original(self, receipt_handle)
+        with self._messages_lock:
+            original_delete(self, receipt_handle)
 
     Queue.delete_message = delete_message  # type: ignore[method-assign]
+    for name in ("receive_message", "change_message_visibility"):
+        setattr(SQSBackend, name, _queue_locked(getattr(SQSBackend, name)))
     _sqs_applied = True
+
+
+def _queue_locked(original: Any) -> Any:
+    @functools.wraps(original)
+    def locked(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        with self.get_queue(queue_name)._messages_lock:
+            return original(self, queue_name, *args, **kwargs)
+
+    return locked
 
 
 def _locked(original: Any) -> Any:

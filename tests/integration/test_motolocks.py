@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 
 import boto3
 import pytest
@@ -74,6 +75,59 @@ def test_sqs_sends_during_concurrent_deletes_are_kept_and_deleted_messages_stay_
         sys.setswitchinterval(interval)
     left = sorted(m.body for m in backend.get_queue("ml-race")._messages)
     assert left == sorted(f"new{i}" for i in range(200))
+
+
+def test_sqs_concurrent_receives_hand_each_message_out_once_and_long_polls_still_wake():
+    """Before the lock, four receivers at once got 404 messages for 400 sent (the same message to two
+    of them, whose deletes then failed), or failed half-way with "Set changed size during iteration"."""
+    from moto.sqs.models import sqs_backends
+
+    from devstack.motolocks import serialize_sqs
+
+    serialize_sqs()
+    backend = sqs_backends["000000000042"]["us-east-1"]
+    backend.create_queue("ml-receive")
+    received: list[str] = []
+    errors: list[str] = []
+    sent = threading.Event()
+
+    def send():
+        for i in range(400):
+            backend.send_message("ml-receive", f"m{i}")
+        sent.set()
+
+    def consume():
+        while True:
+            try:
+                messages = backend.receive_message("ml-receive", 10, 0, 300)
+                for message in messages:
+                    received.append(message.body)
+                    backend.delete_message("ml-receive", message.receipt_handle)
+            except Exception as exc:  # noqa: BLE001 -- any failure is the finding
+                errors.append(repr(exc))
+                return
+            if not messages and sent.is_set():
+                return
+
+    threads = [threading.Thread(target=send)] + [threading.Thread(target=consume) for _ in range(4)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert sorted(received) == sorted(f"m{i}" for i in range(400))
+
+    # A long poll holds the lock only while it looks: a send from another thread wakes it.
+    timer = threading.Timer(0.3, lambda: backend.send_message("ml-receive", "late"))
+    timer.start()
+    started = time.monotonic()
+    (late,) = backend.receive_message("ml-receive", 10, 5, 30)
+    assert late.body == "late" and time.monotonic() - started < 3
 
 
 def test_moto_in_its_own_process_serves_and_stops():
