@@ -150,7 +150,8 @@ class LedgerPort(Protocol):
     def save_job(self, job: Job, *, expected: JobStatus, expected_attempt: int | None = None) -> bool:
         """Write `job` if the stored one still has status `expected`; False otherwise."""
 
-    def set_receipt(self, job_id: str, receipt: str | None) -> None: ...
+    def set_receipt(self, job_id: str, receipt: str | None) -> Job | None:
+        """Record a delivery's receipt on the job; the job as stored after that, None if there is none."""
 
     def get_receipt(self, job_id: str) -> str | None: ...
 

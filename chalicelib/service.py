@@ -245,14 +245,12 @@ class Service:
     # ----------------------------------------------------------------- worker
     def run_job_message(self, job_id: str, *, receipt: str, receive_count: int) -> WorkerResult:
         """One delivery of a job's message: submit it, check on it, or let it go."""
-        job = self.ledger.get_job(job_id)
+        # Recorded first, read back in the same request: the completion handler uses the receipt to
+        # release the message, and the job as of now shows whether it finished meanwhile.
+        job = self.ledger.set_receipt(job_id, receipt)
         if job is None:
             raise PoisonMessage(f"job '{job_id}' does not exist in the ledger")
         with tracing.job_scope("run_job", job_id=job.id, pipeline=job.pipeline, table=job.target):
-            if job.status in TERMINAL:
-                return WorkerResult(Disposition.DONE)
-            self.ledger.set_receipt(job.id, receipt)
-            job = self.ledger.get_job(job_id) or job  # the completion handler may have finished it meanwhile
             if job.status in TERMINAL:
                 return WorkerResult(Disposition.DONE)
             runner = self.runners.get(job.kind)

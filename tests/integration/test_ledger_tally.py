@@ -118,3 +118,24 @@ def test_files_are_marked_a_hundred_per_request_and_file_by_file_after_a_conflic
     ledger.mark_files(files[:5], "FAILED", "j2")
     assert calls == ["TransactWriteItems"] + ["UpdateItem"] * 5
     assert [ledger.file_status(f) for f in files[:6]] == ["FAILED"] * 5 + ["LOADED"]
+
+
+def test_recording_a_receipt_returns_the_job_as_stored_and_none_for_no_job(moto_endpoint):
+    """The worker's one ledger request per delivery: it used to read the job before and after."""
+    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+    create_table(ddb, resources.LEDGER_TABLE, "receipt-ledger")
+    ledger = DynamoLedger("receipt-ledger", api=ddb)
+    files = tuple(FileRef("b", f"t/{i}.csv", f"v{i}", 10, "2026-12-01T00:00:00Z") for i in range(200))
+    job = Job(id="j1", kind=JobKind.LOAD, pipeline="t", target="main:s.t", status=JobStatus.QUEUED, files=files,
+              statement_id=None, attempt=1, max_attempts=3, created_at=1.0, updated_at=1.0, submitted_at=None,
+              finished_at=None, rows=None, error=None, load_errors=(), steps=())
+    assert ledger.create_job(job)
+    calls: list[str] = []
+    ddb.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    stored = ledger.set_receipt("j1", "rh-1")
+    assert stored == ledger.get_job("j1") and stored.files == files and stored.status is JobStatus.QUEUED
+    assert calls[0] == "UpdateItem" and ledger.get_receipt("j1") == "rh-1"
+    failed = job.transition(JobStatus.FAILED, 2.0, finished_at=2.0, error="finished meanwhile")
+    assert ledger.save_job(failed, expected=JobStatus.QUEUED)
+    assert ledger.set_receipt("j1", "rh-2").status is JobStatus.FAILED
+    assert ledger.set_receipt("missing", "rh") is None

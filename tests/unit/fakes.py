@@ -82,8 +82,11 @@ class FakeLedger:
         self.jobs[job.id] = job
         return True
 
-    def set_receipt(self, job_id: str, receipt: str | None) -> None:
+    def set_receipt(self, job_id: str, receipt: str | None) -> Job | None:
+        if job_id not in self.jobs:
+            return None
         self.receipts[job_id] = receipt or ""
+        return self.jobs[job_id]
 
     def get_receipt(self, job_id: str) -> str | None:
         return self.receipts.get(job_id) or None
