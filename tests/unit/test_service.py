@@ -177,6 +177,25 @@ def test_worker_submits_the_plan_once_and_keeps_the_message(env):
     assert len(service.warehouse.submitted) == 1
 
 
+def test_a_delivery_reads_its_job_only_through_the_receipt_write(env, monkeypatch):
+    """It read the job (with every file) before and after recording the receipt: two more requests."""
+    from chalicelib.service import PoisonMessage
+
+    service, _ = env
+    job = land_and_seal(service, "events/a.json")
+    reads: list[str] = []
+    original = service.ledger.get_job
+    monkeypatch.setattr(service.ledger, "get_job", lambda job_id: reads.append(job_id) or original(job_id))
+    assert service.run_job_message(job.id, receipt="r1", receive_count=1).disposition is Disposition.KEEP
+    assert reads == [] and service.ledger.get_receipt(job.id) == "r1"
+    # Finished by the completion handler meanwhile: the receipt write returns it so, and the message goes.
+    stored = service.ledger.get_job(job.id)
+    service.ledger.jobs[job.id] = stored.transition(JobStatus.FAILED, 5.0, finished_at=5.0, error="x")
+    assert service.run_job_message(job.id, receipt="r2", receive_count=2).disposition is Disposition.DONE
+    with pytest.raises(PoisonMessage):
+        service.run_job_message("no-such-job", receipt="r3", receive_count=1)
+
+
 def test_worker_that_died_after_submitting_resubmits_with_the_same_token(env):
     service, _ = env
     job = land_and_seal(service, "events/a.json")
