@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import collections
 import io
+import signal
 import sys
 import tempfile
 import threading
@@ -91,6 +92,8 @@ def main() -> int:
     args = parser.parse_args()
     per_table = args.files // args.tables
     count_data_api_calls()
+    # A timeout's SIGTERM unwinds through the stack's `with`: PostgreSQL and moto stop with the bench.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     with tempfile.TemporaryDirectory() as tmp:
         pipelines = Path(tmp) / "pipelines.toml"
         pipelines.write_text(catalog(args.tables, per_table))
