@@ -70,21 +70,14 @@ def serialize_dynamodb() -> None:
 
 def serialize_sqs() -> None:
     """Idempotent: a queue's deletes, receives and visibility changes hold the lock its appends take
-    (a Condition over an RLock; a long poll's wait releases it)."""
+    (a Condition over an RLock; a long poll's wait releases it). Every delete, batch deletes too,
+    goes through the backend's `delete_message`."""
     global _sqs_applied
     if _sqs_applied:
         return
-    from moto.sqs.models import Queue, SQSBackend
+    from moto.sqs.models import SQSBackend
 
-    original_delete = Queue.delete_message
-
-    @functools.wraps(original_delete)
-    def delete_message(self: Any, receipt_handle: str) -> None:
-        with self._messages_lock:
-            original_delete(self, receipt_handle)
-
-    Queue.delete_message = delete_message  # type: ignore[method-assign]
-    for name in ("receive_message", "change_message_visibility"):
+    for name in ("delete_message", "receive_message", "change_message_visibility"):
         setattr(SQSBackend, name, _queue_locked(getattr(SQSBackend, name)))
     _sqs_applied = True
 

@@ -29,7 +29,6 @@ The patches keep moto's behaviour and change only its cost:
   item for each attribute put back: moto measures the whole item on every attribute it sets (its
   400 KB check) and copies it before every update, so an append to a batch of a few hundred
   files spent half its time there.
-
 - a DynamoDB item read, query or write result whose values are all plain JSON is written with
   `json.dumps`: moto 5.2 walks the botocore output shape for every value (guessing each
   attribute's keys), 250 ms to return one 200-file job where json.dumps takes under 1 ms; the

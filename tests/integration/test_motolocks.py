@@ -37,6 +37,19 @@ def test_failed_transaction_rolls_back_only_its_items(moto_endpoint):
     assert "Item" in ddb.get_item(TableName="ml-t", Key={"pk": {"S": "b"}})
 
 
+def _run_switching_often(threads: list[threading.Thread]) -> None:
+    """Start and join `threads` while the interpreter switches threads often, as a busy server does."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+
+
 def test_sqs_sends_during_concurrent_deletes_are_kept_and_deleted_messages_stay_deleted():
     """moto rebuilt the message list on each delete, outside the lock sends append under: a burst
     of S3 notifications while routers deleted their messages dropped 1 file in 1,000 (before the
@@ -64,15 +77,7 @@ def test_sqs_sends_during_concurrent_deletes_are_kept_and_deleted_messages_stay_
 
     threads = [threading.Thread(target=delete, args=(in_flight[k::4],)) for k in range(4)]
     threads.append(threading.Thread(target=send))
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)  # switch threads often, as a busy server does
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    _run_switching_often(threads)
     left = sorted(m.body for m in backend.get_queue("ml-race")._messages)
     assert left == sorted(f"new{i}" for i in range(200))
 
@@ -110,15 +115,7 @@ def test_sqs_concurrent_receives_hand_each_message_out_once_and_long_polls_still
                 return
 
     threads = [threading.Thread(target=send)] + [threading.Thread(target=consume) for _ in range(4)]
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    _run_switching_often(threads)
     assert errors == []
     assert sorted(received) == sorted(f"m{i}" for i in range(400))
 
