@@ -7,12 +7,27 @@ devstack and tests must be able to set the environment first.
 
 from __future__ import annotations
 
-import functools
+import threading
 from typing import Any
 
+_clients: dict[str, Any] = {}
+# One client per service even when several threads ask at once (devstack runs many invocations in
+# one process): an unlocked cache let each router thread of a burst build its own dynamodb client,
+# a quarter of the process's time while the first files waited.
+_creating = threading.Lock()
 
-@functools.lru_cache(maxsize=None)
+
 def client(service: str) -> Any:
+    found = _clients.get(service)
+    if found is None:
+        with _creating:
+            found = _clients.get(service)
+            if found is None:
+                found = _clients[service] = _new_client(service)
+    return found
+
+
+def _new_client(service: str) -> Any:
     import boto3
     from botocore.config import Config
 
@@ -23,7 +38,8 @@ def client(service: str) -> Any:
 
 def reset() -> None:
     """Forget cached clients (tests and devstack change endpoints between runs)."""
-    client.cache_clear()
+    with _creating:
+        _clients.clear()
 
 
 def error_code(exc: BaseException) -> str:
