@@ -17,6 +17,9 @@ The patches keep moto's behaviour and change only its cost:
 - the clock used by `moto.sqs.models` reads `time.time()` (same value, no datetime round trip);
 - the retention check reads the queue's retention period directly instead of building every
   attribute for each message;
+- sending a message reads the one queue attribute moto consults there (content-based
+  deduplication) instead of building all of them: every S3 notification of a burst counted the
+  whole landing backlog three times over (43% of moto's CPU for a put into a notifying bucket);
 - the list of moto's service modules is read once;
 - a DynamoDB projection converts only the attributes it names (moto converted the whole item,
   once per projected attribute: the loader's read of a batch's counters cost O(files in it));
@@ -29,6 +32,13 @@ The patches keep moto's behaviour and change only its cost:
   item for each attribute put back: moto measures the whole item on every attribute it sets (its
   400 KB check) and copies it before every update, so an append to a batch of a few hundred
   files spent half its time there.
+- an update measures the item once, after its actions, instead of before each attribute it sets
+  (moto walked the whole item for every one of the eleven attributes the router's append sets:
+  a quarter of a transaction's time on a 200-file batch). The limit is the same 400 KB check, on
+  the item as updated; moto's per-set check also counted the replaced value, so it refused
+  slightly earlier;
+- an update of a table without a stream does not deep-copy the item first: moto keeps that copy
+  only to hand the stream the old image (a transaction's rollback copy is devstack/motolocks.py's);
 - a DynamoDB item read, query or write result whose values are all plain JSON is written with
   `json.dumps`: moto 5.2 walks the botocore output shape for every value (guessing each
   attribute's keys), 250 ms to return one 200-file job where json.dumps takes under 1 ms; the
@@ -42,7 +52,9 @@ The patches keep moto's behaviour and change only its cost:
 from __future__ import annotations
 
 import copy
+import functools
 import json
+import threading
 import time
 from typing import Any
 
@@ -64,6 +76,82 @@ def _retention_ok(self: Any, queue_name: str, message: Any) -> bool:
     """moto's check, without computing every attribute of the queue per message."""
     retention_period = int(self.get_queue(queue_name).message_retention_period)
     return retention_period + message.sent_timestamp / 1000 > time.time()
+
+
+_sending = threading.local()  # set while this thread's request sends a message
+
+
+def _queue_attributes(self: Any) -> dict[str, Any]:
+    """moto's Queue.attributes; while a message is sent, only the attribute moto reads there."""
+    if getattr(_sending, "active", False):
+        if not self.fifo_queue:
+            return {}
+        value = self.content_based_deduplication
+        return {"ContentBasedDeduplication": str(value).lower() if isinstance(value, bool) else value}
+    return _ORIGINAL["queue_attributes"](self)
+
+
+_updating = threading.local()  # this thread's update: skip the stream's item copy / size checks
+
+
+def _item_copy(self: Any, memo: Any = None) -> Any:
+    """moto's Item.__deepcopy__, except the copy update_item takes for a stream that is not there."""
+    if getattr(_updating, "no_stream", False):
+        return self
+    return _ORIGINAL["item_deepcopy"](self, memo if memo is not None else {})
+
+
+def _update_item(update: Any) -> Any:
+    @functools.wraps(update)
+    def update_item(self: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:
+        table = self.tables.get(table_name)
+        _updating.no_stream = table is not None and table.stream_shard is None
+        try:
+            return update(self, table_name, *args, **kwargs)
+        finally:
+            _updating.no_stream = False
+    return update_item
+
+
+def _limited_set(self: Any, key: str, value: Any) -> None:
+    """moto's LimitedSizeDict.__setitem__; inside an update's actions the size is checked once, after them."""
+    if getattr(_updating, "executing", False):
+        dict.__setitem__(self, key, value)
+    else:
+        _ORIGINAL["limited_set"](self, key, value)
+
+
+def _execute_update(self: Any, node: Any = None) -> None:
+    """moto's UpdateExpressionExecutor.execute (recursive), then one check of the item's size."""
+    if getattr(_updating, "executing", False):
+        return _ORIGINAL["execute_update"](self, node)
+    _updating.executing = True
+    try:
+        _ORIGINAL["execute_update"](self, node)
+    finally:
+        _updating.executing = False
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+
+    attrs = self.item.attrs
+    size = sum(len(k.encode("utf-8")) + (v.size() if type(v) is _DynamoType else len(str(v).encode("utf-8")))
+               for k, v in attrs.items())
+    if size > ITEM_SIZE_LIMIT:
+        raise ItemSizeTooLarge
+    return None
+
+
+ITEM_SIZE_LIMIT = 405000  # moto's figure: DynamoDB's 400 KB, measured between 409 and 410 KB
+
+
+def _sending_scope(send: Any) -> Any:
+    @functools.wraps(send)
+    def sending(*args: Any, **kwargs: Any) -> Any:
+        _sending.active = True
+        try:
+            return send(*args, **kwargs)
+        finally:
+            _sending.active = False
+    return sending
 
 
 # Outputs that are only items, keys, counts and capacities: their DynamoDB JSON is the wire format.
@@ -191,12 +279,25 @@ def speed_up_moto() -> None:
     models.unix_time = _unix_time  # type: ignore[assignment]
     models.unix_time_millis = _unix_time_millis  # type: ignore[assignment]
     models.SQSBackend.is_message_valid_based_on_retention_period = _retention_ok  # type: ignore[method-assign]
+    _ORIGINAL["queue_attributes"] = models.Queue.attributes.fget
+    models.Queue.attributes = property(_queue_attributes)  # type: ignore[assignment]
+    models.SQSBackend.send_message = _sending_scope(models.SQSBackend.send_message)  # type: ignore[method-assign]
     from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 
     Item.project = _project  # type: ignore[method-assign]
     _ORIGINAL["size"] = DynamoType.size
     DynamoType.size = _size  # type: ignore[method-assign]
     DynamoType.__deepcopy__ = _deepcopy  # type: ignore[method-assign]
+    _ORIGINAL["item_deepcopy"] = Item.__deepcopy__
+    Item.__deepcopy__ = _item_copy  # type: ignore[method-assign]
+    _ORIGINAL["limited_set"] = LimitedSizeDict.__setitem__
+    LimitedSizeDict.__setitem__ = _limited_set  # type: ignore[method-assign,assignment]
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.parsing.executors import UpdateExpressionExecutor
+
+    _ORIGINAL["execute_update"] = UpdateExpressionExecutor.execute
+    UpdateExpressionExecutor.execute = _execute_update  # type: ignore[method-assign]
+    DynamoDBBackend.update_item = _update_item(DynamoDBBackend.update_item)  # type: ignore[method-assign]
     LimitedSizeDict.__deepcopy__ = _copy_attributes  # type: ignore[attr-defined]
     from moto.dynamodb.models.table import Table
 

@@ -62,6 +62,29 @@ def test_receiving_does_not_rebuild_every_queue_attribute_per_message(moto_endpo
     assert len(got) == 10 and built == []
 
 
+def test_sending_does_not_build_every_queue_attribute_and_still_deduplicates_by_content(moto_endpoint, monkeypatch):
+    # moto built all attributes (three passes over the backlog) to read one of them on every send:
+    # each S3 notification of a burst paid for the whole landing backlog.
+    from moto.sqs.models import Queue
+
+    sqs = _sqs(moto_endpoint)
+    plain = sqs.create_queue(QueueName="msqs-send")["QueueUrl"]
+    fifo = sqs.create_queue(QueueName="msqs-send.fifo", Attributes={"FifoQueue": "true",
+                                                                     "ContentBasedDeduplication": "true"})["QueueUrl"]
+    counted = []  # walks over the queue's messages (each approximate count makes one)
+    original = Queue.messages
+    monkeypatch.setattr(Queue, "messages", property(lambda queue: counted.append(queue.name) or original.fget(queue)))
+    for _ in range(2):
+        sqs.send_message(QueueUrl=plain, MessageBody="same")
+        sqs.send_message(QueueUrl=fifo, MessageBody="same", MessageGroupId="g")
+    sqs.send_message_batch(QueueUrl=plain, Entries=[{"Id": "1", "MessageBody": "other"}])
+    assert counted == []
+    monkeypatch.setattr(Queue, "messages", original)
+    counts = {url: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+              ["Attributes"]["ApproximateNumberOfMessages"] for url in (plain, fifo)}
+    assert counts == {plain: "3", fifo: "1"}  # the FIFO queue dropped the same body sent again
+
+
 def test_the_server_still_tells_services_apart(moto_endpoint):
     # Host-name dispatch uses the cached module list: a service name is still a service.
     import moto.backends
@@ -220,3 +243,68 @@ def test_results_are_built_from_items_as_moto_builds_them():
                {"Table": {"CreationDateTime": datetime.datetime(2026, 1, 1)}}, {}, {"Responses": {"t": []}}]
     for result in results:
         assert motospeed._dynamo_to_dict(result) == dynamo_to_dict(result)
+
+
+def _ledger_like_table(ddb, name: str, **extra) -> None:
+    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], **extra)
+
+
+def test_updates_append_and_refuse_past_400_kb_as_before_measuring_the_item_once(moto_endpoint, monkeypatch):
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    from devstack import motospeed
+
+    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+    _ledger_like_table(ddb, "mspeed-update")
+
+    def append(files: list[str]) -> dict:
+        return {"TableName": "mspeed-update", "Key": {"pk": {"S": "open"}},
+                "UpdateExpression": ("SET files = list_append(if_not_exists(files, :empty), :f), n = if_not_exists(n, :zero) + :one, "
+                                     "a = :one, b = :one, c = :one, d = :one, e = :one"),
+                "ExpressionAttributeValues": {":empty": {"L": []}, ":zero": {"N": "0"}, ":one": {"N": "1"},
+                                              ":f": {"L": [{"S": f} for f in files]}}}
+
+    sizes = []
+    monkeypatch.setattr(DynamoType, "size", lambda value: sizes.append(1) or motospeed._size(value))
+    for i in range(3):
+        sizes.clear()
+        ddb.update_item(**append([f"file-{i}"]))
+        # About once per value of the item (8 of them; moto measures a few values on its own too),
+        # not the whole item again for each of the 7 attributes set (37 measures before).
+        assert len(sizes) <= 12, len(sizes)
+    item = ddb.get_item(TableName="mspeed-update", Key={"pk": {"S": "open"}})["Item"]
+    assert item["files"] == {"L": [{"S": "file-0"}, {"S": "file-1"}, {"S": "file-2"}]} and item["n"] == {"N": "3"}
+
+    big = append(["x" * 100_000] * 5)  # 500 KB: past DynamoDB's 400 KB item limit
+    with pytest.raises(ddb.exceptions.ClientError, match="Item size to update has exceeded the maximum allowed size"):
+        ddb.transact_write_items(TransactItems=[{"Update": big}])
+    assert ddb.get_item(TableName="mspeed-update", Key={"pk": {"S": "open"}})["Item"] == item  # rolled back
+    with pytest.raises(ddb.exceptions.ClientError, match="Item size to update has exceeded the maximum allowed size"):
+        ddb.update_item(**big)
+
+
+def test_an_update_copies_the_item_only_for_a_stream(moto_endpoint, monkeypatch):
+    from devstack import motospeed
+
+    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+    _ledger_like_table(ddb, "mspeed-nostream")
+    _ledger_like_table(ddb, "mspeed-stream", StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    copies = []
+    original = motospeed._ORIGINAL["item_deepcopy"]
+    monkeypatch.setitem(motospeed._ORIGINAL, "item_deepcopy", lambda item, memo: copies.append(item) or original(item, memo))
+    for table in ("mspeed-nostream", "mspeed-stream"):
+        ddb.put_item(TableName=table, Item={"pk": {"S": "a"}, "v": {"N": "1"}})
+        copies.clear()
+        ddb.transact_write_items(TransactItems=[{"Update": {
+            "TableName": table, "Key": {"pk": {"S": "a"}}, "UpdateExpression": "SET v = v + :one",
+            "ExpressionAttributeValues": {":one": {"N": "1"}}}}])
+        # One copy is the transaction's rollback snapshot; a stream's old image takes a second.
+        assert len(copies) == (1 if table == "mspeed-nostream" else 2), table
+        assert ddb.get_item(TableName=table, Key={"pk": {"S": "a"}})["Item"]["v"] == {"N": "2"}
+    stream = ddb.describe_table(TableName="mspeed-stream")["Table"]["LatestStreamArn"]
+    streams = boto3.client("dynamodbstreams", endpoint_url=moto_endpoint, region_name="us-east-1")
+    shard = streams.describe_stream(StreamArn=stream)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    modify = [r for r in streams.get_records(ShardIterator=iterator)["Records"] if r["eventName"] == "MODIFY"]
+    assert modify[-1]["dynamodb"]["OldImage"]["v"] == {"N": "1"} and modify[-1]["dynamodb"]["NewImage"]["v"] == {"N": "2"}
