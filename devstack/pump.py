@@ -53,6 +53,7 @@ class LambdaContext:
         return max(0, int((self.timeout_seconds - (time.monotonic() - self._started)) * 1000))
 
 
+RESTING_POLL_SECONDS = 0.1  # between empty short polls while a batching window gathers
 FIFO_IDLE_SECONDS = 0.2  # pause between short polls of an empty (or all-locked) FIFO queue
 REORDER_SECONDS = (1, 4)  # a held-back delivery comes back this much later
 DUPLICATE_DELAY_SECONDS = (0, 3)
@@ -99,6 +100,7 @@ class Pump:
         self._events = boto3.client("events", endpoint_url=endpoint, region_name=region)
         self._lock = threading.Lock()
         self._fifo_receive: dict[str, threading.Lock] = {}
+        self._fifo_quiet_until: dict[str, float] = {}  # after an empty poll, the next one waits
         self.paused = threading.Event()  # set → pollers idle (tests use it to hold work back)
 
     # ------------------------------------------------------------- lifecycle
@@ -165,23 +167,37 @@ class Pump:
         """Up to `batch_size` messages; with a batching window, keep gathering until it is full or the window ends."""
         messages: list[dict[str, Any]] = []
         deadline = time.monotonic() + window_seconds
-        fifo = url.endswith(".fifo")
         while len(messages) < batch_size and not self._stop.is_set():
-            wait = 1 if not messages else max(0, min(1, int(deadline - time.monotonic())))
-            if fifo:
-                # moto's long poll spins without sleeping while a FIFO queue holds visible messages of
-                # locked groups (jobs waiting for their table): short polls, and we sleep instead.
-                wait = 0
-            with self._receive_guard(url):
-                got = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(batch_size - len(messages), 10),
-                                                WaitTimeSeconds=wait, AttributeNames=["All"],
-                                                MessageAttributeNames=["All"]).get("Messages", [])
+            count = min(batch_size - len(messages), 10)
+            if url.endswith(".fifo"):
+                got = self._receive_fifo(url, count)
+            else:
+                # The first poll waits for a message; later ones gather what the window still allows.
+                wait = 1 if not messages else max(0, min(1, int(deadline - time.monotonic())))
+                got = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=count, WaitTimeSeconds=wait,
+                                                AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
             messages += got
-            if not messages and fifo:
-                self._stop.wait(FIFO_IDLE_SECONDS)
-            if not messages or window_seconds <= 0 and got or time.monotonic() >= deadline:
+            if not messages or window_seconds <= 0 or time.monotonic() >= deadline:
                 break
+            if not got:  # the queue is empty for now: look again shortly instead of spinning on short polls
+                self._stop.wait(min(RESTING_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
         return messages
+
+    def _receive_fifo(self, url: str, count: int) -> list[dict[str, Any]]:
+        """A short poll: moto's long poll spins without sleeping while a FIFO queue holds visible
+        messages of locked groups (jobs waiting for their table). The pollers of a queue take turns,
+        and after an empty poll the next one waits FIFO_IDLE_SECONDS: an idle queue costs a few polls
+        a second however many pollers it has (each poll costs moto a few ms of CPU)."""
+        with self._receive_guard(url):
+            pause = self._fifo_quiet_until.get(url, 0.0) - time.monotonic()
+            if pause > 0:
+                self._stop.wait(pause)
+            got: list[dict[str, Any]] = self._sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=count, WaitTimeSeconds=0, AttributeNames=["All"],
+                MessageAttributeNames=["All"]).get("Messages", [])
+            if not got:
+                self._fifo_quiet_until[url] = time.monotonic() + FIFO_IDLE_SECONDS
+            return got
 
     def _receive_guard(self, url: str) -> Any:
         """One receive at a time on a FIFO queue. moto snapshots the locked message groups when a
