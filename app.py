@@ -22,7 +22,7 @@ tracing.start()  # X-Ray only when the stage sets TRACING=xray; before any AWS c
 bootstrap.catalog()  # validate pipelines.toml at cold start: a bad catalog fails loudly, before any event
 
 
-@app.on_sqs_message(queue=LANDING_QUEUE, batch_size=10, name="router")
+@app.on_sqs_message(queue=LANDING_QUEUE, batch_size=100, maximum_batching_window_in_seconds=1, name="router")
 def router(event):
     return handlers.route_landing(bootstrap.service(), event.to_dict())
 
