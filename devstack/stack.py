@@ -24,6 +24,7 @@ from devstack.faults import FaultPlan
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "devstack", "AWS_SECRET_ACCESS_KEY": "devstack"}
 
 
 @dataclass
@@ -41,6 +42,7 @@ class StackOptions:
     extra_env: dict[str, str] = field(default_factory=dict)
     log_file: Path | None = None        # the app's JSON log lines go here instead of stdout
     moto_process: bool = False          # run moto in its own process (its own core; for benchmarks)
+    emulator_process: bool = False      # the Data API emulator in its own process (no faults, no wire endpoint)
     redshift_wire: bool = True          # a Redshift-protocol endpoint for direct warehouses (devstack/direct.py)
     faults: FaultPlan | None = None     # injected faults (devstack/faults.py); None: $DEVSTACK_FAULTS or none
 
@@ -92,8 +94,16 @@ class Devstack:
             host, port = self.moto.get_host_and_port()
             self.moto_url = f"http://{host}:{port}"
             self.dynamodb_url = self.moto_url
-        self.emulator = RedshiftEmulator(dsn, s3_endpoint=self.moto_url, events_endpoint=self.moto_url,
-                                         region=REGION).start()
+        if self.options.emulator_process:
+            from devstack.redshift.process import EmulatorProcess
+
+            if self.options.redshift_wire:
+                raise ValueError("the Redshift-protocol endpoint needs the emulator in this process")
+            self.emulator = EmulatorProcess(dsn, s3_endpoint=self.moto_url, events_endpoint=self.moto_url,
+                                            region=REGION, env=LOCAL_CREDENTIALS)
+        else:
+            self.emulator = RedshiftEmulator(dsn, s3_endpoint=self.moto_url, events_endpoint=self.moto_url,
+                                             region=REGION).start()
         self.emulator.use_fault_plan(self.faults)
         os.environ.update(self.environment())
         if self.options.redshift_wire:
@@ -115,8 +125,7 @@ class Devstack:
             "AWS_ENDPOINT_URL_REDSHIFT_DATA": self.emulator.url,
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "devstack",
-            "AWS_SECRET_ACCESS_KEY": "devstack",
+            **LOCAL_CREDENTIALS,
             "AWS_XRAY_SDK_ENABLED": "false",
             "STAGE": "local",
             "PIPELINES_FILE": str(self.options.pipelines),

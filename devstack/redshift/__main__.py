@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import threading
 
 from devstack.redshift.postgres import PostgresServer, install_signal_handlers
@@ -21,6 +22,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--s3-endpoint", help="S3 endpoint for COPY/UNLOAD, e.g. a moto server")
     parser.add_argument("--events-endpoint", help="EventBridge endpoint for WithEvent, e.g. a moto server")
     parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--namespace", default="rs", help="prefix of the PostgreSQL databases it creates")
+    parser.add_argument("--until-stdin-closes", action="store_true",
+                        help="also stop when stdin closes (a parent process that started this one ended)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
@@ -29,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     emulator = RedshiftEmulator(
         args.dsn or pg.dsn,  # type: ignore[union-attr]
         s3_endpoint=args.s3_endpoint, events_endpoint=args.events_endpoint,
-        region=args.region, host=args.host, port=args.port,
+        region=args.region, host=args.host, port=args.port, namespace=args.namespace,
     )
 
     def cleanup() -> None:
@@ -44,7 +48,10 @@ def main(argv: list[str] | None = None) -> None:
         if pg is not None:
             print(f"PostgreSQL (throwaway): {pg.dsn}", flush=True)
         print(f"export AWS_ENDPOINT_URL_REDSHIFT_DATA={emulator.url}", flush=True)
-        threading.Event().wait()
+        stopped = threading.Event()
+        if args.until_stdin_closes:
+            threading.Thread(target=lambda: (sys.stdin.read(), stopped.set()), daemon=True).start()
+        stopped.wait()
     finally:
         cleanup()
 

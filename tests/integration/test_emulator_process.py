@@ -1,0 +1,34 @@
+"""The Data API emulator in a child process (devstack's option for benchmarks)."""
+
+from __future__ import annotations
+
+import time
+
+import boto3
+import psycopg
+import pytest
+
+from devstack.redshift.process import EmulatorProcess
+
+
+def test_a_child_process_emulator_runs_statements_on_the_database_it_names(pg_server, moto_endpoint):
+    emulator = EmulatorProcess(pg_server.dsn, s3_endpoint=moto_endpoint, events_endpoint=moto_endpoint,
+                               region="us-east-1", namespace="rsproc", env={"AWS_ACCESS_KEY_ID": "devstack",
+                                                                           "AWS_SECRET_ACCESS_KEY": "devstack"})
+    try:
+        rsdata = boto3.client("redshift-data", endpoint_url=emulator.url, region_name="us-east-1")
+        sid = rsdata.batch_execute_statement(WorkgroupName="proc", Database="dev", Sqls=[
+            "CREATE TABLE IF NOT EXISTS public.seen (n INT)", "INSERT INTO public.seen VALUES (7)"])["Id"]
+        deadline = time.monotonic() + 30
+        while (status := rsdata.describe_statement(Id=sid)["Status"]) not in ("FINISHED", "FAILED", "ABORTED"):
+            assert time.monotonic() < deadline, "statement still running"
+            time.sleep(0.05)
+        assert status == "FINISHED"
+        with psycopg.connect(emulator.database_dsn("workgroup:proc", "dev")) as conn:
+            assert conn.execute("SELECT n FROM public.seen").fetchall() == [(7,)]
+        with pytest.raises(ValueError, match="fault injection"):
+            emulator.use_fault_plan(type("Plan", (), {"active": True})())
+        emulator.use_fault_plan(None)  # no plan: nothing to refuse
+    finally:
+        emulator.stop()
+    assert emulator._proc.poll() is not None  # the child is gone
