@@ -71,6 +71,9 @@ class Devstack:
         from devstack.redshift.postgres import PostgresServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        if self.options.emulator_process and (self.options.redshift_wire or self.faults.active):
+            # Checked before anything starts: both need the emulator's objects in this process.
+            raise ValueError("emulator_process excludes the Redshift-protocol endpoint and fault injection")
         started = time.monotonic()
         dsn = self.options.dsn
         if dsn is None:
@@ -97,8 +100,6 @@ class Devstack:
         if self.options.emulator_process:
             from devstack.redshift.process import EmulatorProcess
 
-            if self.options.redshift_wire:
-                raise ValueError("the Redshift-protocol endpoint needs the emulator in this process")
             self.emulator = EmulatorProcess(dsn, s3_endpoint=self.moto_url, events_endpoint=self.moto_url,
                                             region=REGION, env=LOCAL_CREDENTIALS)
         else:

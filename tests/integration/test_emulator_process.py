@@ -32,3 +32,16 @@ def test_a_child_process_emulator_runs_statements_on_the_database_it_names(pg_se
     finally:
         emulator.stop()
     assert emulator._proc.poll() is not None  # the child is gone
+
+
+def test_a_stack_refuses_the_emulator_process_with_what_needs_it_in_process_before_starting_anything():
+    from devstack.faults import FaultPlan
+    from devstack.stack import Devstack, StackOptions
+
+    for options in (StackOptions(emulator_process=True, state_dir=None),  # the wire endpoint is on by default
+                    StackOptions(emulator_process=True, redshift_wire=False, state_dir=None,
+                                 faults=FaultPlan.parse("throttle=0.5"))):
+        stack = Devstack(options)
+        with pytest.raises(ValueError, match="emulator_process excludes"):
+            stack.start()
+        assert stack.pg is None and stack.moto is None  # nothing was left running
