@@ -39,6 +39,8 @@ from chalicelib.jobs import FileRef  # noqa: E402
 from devstack.stack import Devstack, StackOptions  # noqa: E402
 
 CALLS: collections.Counter[str] = collections.Counter()
+PUT_THREADS = 4
+BUCKET = "bench-landing"
 _lock = threading.Lock()
 
 
@@ -58,6 +60,11 @@ def count_data_api_calls() -> None:
     aws._new_client = counting  # type: ignore[assignment]
 
 
+def key_of(t: int, f: int) -> str:
+    """Where file f of table t lands."""
+    return f"t{t}/f{f:05d}.csv"
+
+
 def catalog(tables: int, files_per_table: int) -> str:
     parts = ["""[warehouses.main]
 workgroup = "bench"
@@ -69,7 +76,7 @@ iam_role = "arn:aws:iam::123456789012:role/RedshiftS3"
 [[loads]]
 name = "t{t}"
 warehouse = "main"
-bucket = "bench-landing"
+bucket = "{BUCKET}"
 prefix = "t{t}/"
 table = "bench.t{t}"
 format = "csv"
@@ -98,7 +105,7 @@ def main() -> int:
     parser.add_argument("--log", type=Path, help="keep the app's JSON log lines in this file")
     parser.add_argument("--client", choices=("http", "boto3"), default="http",
                         help="how producers put files: plain HTTP PUTs (default) or boto3's put_object")
-    parser.add_argument("--producers", type=int, default=2, help="processes putting the files (4 threads each)")
+    parser.add_argument("--producers", type=int, default=2, help=f"processes putting the files ({PUT_THREADS} threads each)")
     args = parser.parse_args()
     per_table = args.files // args.tables
     count_data_api_calls()
@@ -171,10 +178,6 @@ def main() -> int:
     return 0 if loaded_rows == total_rows else 1
 
 
-PUT_THREADS = 4
-BUCKET = "bench-landing"
-
-
 def land(endpoint: str, landed: list[tuple[int, int]], rows: int, producers: int, client: str) -> tuple[float, float]:
     """Put the files from `producers` processes of PUT_THREADS threads each, a burst as many producers
     would make it; returns (start as epoch seconds, seconds). The producers are other systems, in processes
@@ -202,7 +205,7 @@ def land(endpoint: str, landed: list[tuple[int, int]], rows: int, producers: int
 
 def _produce(endpoint: str, landed: list[tuple[int, int]], rows: int, ready: Any, go: Any, client: str) -> None:
     """One producer process: its files' bodies made and a client ready before the clock starts."""
-    files = [(f"t{t}/f{f:05d}.csv", csv_rows(t, f, rows)) for t, f in landed]
+    files = [(key_of(t, f), csv_rows(t, f, rows)) for t, f in landed]
     put = _boto3_put(endpoint) if client == "boto3" else _http_put(endpoint)
     ready.set()
     go.wait()
@@ -246,9 +249,9 @@ def unrecorded(stack: Devstack, s3, landed: list[tuple[int, int]]) -> str:
     ledger = stack.service().ledger
     missing = []
     for t, f in landed:
-        key = f"t{t}/f{f:05d}.csv"
-        etag = s3.head_object(Bucket="bench-landing", Key=key)["ETag"].strip('"')
-        if ledger.file_status(FileRef(bucket="bench-landing", key=key, version=etag, size=0)) is None:
+        key = key_of(t, f)
+        etag = s3.head_object(Bucket=BUCKET, Key=key)["ETag"].strip('"')
+        if ledger.file_status(FileRef(bucket=BUCKET, key=key, version=etag, size=0)) is None:
             missing.append(key)
     return f"{len(missing)} file(s) never recorded by the router: {missing[:10]}"
 
@@ -262,7 +265,7 @@ def direct_copy(stack: Devstack, s3, tables: int, per_table: int) -> float:
         for t in range(tables):
             with conn.cursor().copy(f"COPY bench.direct_t{t} FROM STDIN (FORMAT csv)") as copy:
                 for f in range(per_table):
-                    copy.write(s3.get_object(Bucket="bench-landing", Key=f"t{t}/f{f:05d}.csv")["Body"].read())
+                    copy.write(s3.get_object(Bucket=BUCKET, Key=key_of(t, f))["Body"].read())
         return time.monotonic() - started
 
 

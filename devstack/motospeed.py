@@ -51,11 +51,13 @@ The patches keep moto's behaviour and change only its cost:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 _applied = False
@@ -78,12 +80,23 @@ def _retention_ok(self: Any, queue_name: str, message: Any) -> bool:
     return retention_period + message.sent_timestamp / 1000 > time.time()
 
 
-_sending = threading.local()  # set while this thread's request sends a message
+# What the current thread's request is doing, for the patches that behave differently inside it:
+# `sending` a message, an update of a table with `no_stream`, `executing` an update's actions.
+_scope = threading.local()
+
+
+@contextlib.contextmanager
+def _inside(flag: str, on: bool = True) -> Iterator[None]:
+    setattr(_scope, flag, on)
+    try:
+        yield
+    finally:
+        setattr(_scope, flag, False)
 
 
 def _queue_attributes(self: Any) -> dict[str, Any]:
     """moto's Queue.attributes; while a message is sent, only the attribute moto reads there."""
-    if getattr(_sending, "active", False):
+    if getattr(_scope, "sending", False):
         if not self.fifo_queue:
             return {}
         value = self.content_based_deduplication
@@ -91,12 +104,17 @@ def _queue_attributes(self: Any) -> dict[str, Any]:
     return _ORIGINAL["queue_attributes"](self)
 
 
-_updating = threading.local()  # this thread's update: skip the stream's item copy / size checks
+def _send_message(send: Any) -> Any:
+    @functools.wraps(send)
+    def send_message(*args: Any, **kwargs: Any) -> Any:
+        with _inside("sending"):
+            return send(*args, **kwargs)
+    return send_message
 
 
 def _item_copy(self: Any, memo: Any = None) -> Any:
     """moto's Item.__deepcopy__, except the copy update_item takes for a stream that is not there."""
-    if getattr(_updating, "no_stream", False):
+    if getattr(_scope, "no_stream", False):
         return self
     return _ORIGINAL["item_deepcopy"](self, memo if memo is not None else {})
 
@@ -105,53 +123,35 @@ def _update_item(update: Any) -> Any:
     @functools.wraps(update)
     def update_item(self: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:
         table = self.tables.get(table_name)
-        _updating.no_stream = table is not None and table.stream_shard is None
-        try:
+        with _inside("no_stream", table is not None and table.stream_shard is None):
             return update(self, table_name, *args, **kwargs)
-        finally:
-            _updating.no_stream = False
     return update_item
 
 
 def _limited_set(self: Any, key: str, value: Any) -> None:
     """moto's LimitedSizeDict.__setitem__; inside an update's actions the size is checked once, after them."""
-    if getattr(_updating, "executing", False):
+    if getattr(_scope, "executing", False):
         dict.__setitem__(self, key, value)
     else:
         _ORIGINAL["limited_set"](self, key, value)
 
 
-def _execute_update(self: Any, node: Any = None) -> None:
-    """moto's UpdateExpressionExecutor.execute (recursive), then one check of the item's size."""
-    if getattr(_updating, "executing", False):
-        return _ORIGINAL["execute_update"](self, node)
-    _updating.executing = True
-    try:
-        _ORIGINAL["execute_update"](self, node)
-    finally:
-        _updating.executing = False
-    from moto.dynamodb.exceptions import ItemSizeTooLarge
-
-    attrs = self.item.attrs
-    size = sum(len(k.encode("utf-8")) + (v.size() if type(v) is _DynamoType else len(str(v).encode("utf-8")))
-               for k, v in attrs.items())
-    if size > ITEM_SIZE_LIMIT:
-        raise ItemSizeTooLarge
-    return None
-
-
 ITEM_SIZE_LIMIT = 405000  # moto's figure: DynamoDB's 400 KB, measured between 409 and 410 KB
 
 
-def _sending_scope(send: Any) -> Any:
-    @functools.wraps(send)
-    def sending(*args: Any, **kwargs: Any) -> Any:
-        _sending.active = True
-        try:
-            return send(*args, **kwargs)
-        finally:
-            _sending.active = False
-    return sending
+def _execute_update(self: Any, node: Any = None) -> None:
+    """moto's UpdateExpressionExecutor.execute (recursive), then one check of the item's size."""
+    if getattr(_scope, "executing", False):
+        _ORIGINAL["execute_update"](self, node)
+        return
+    with _inside("executing"):
+        _ORIGINAL["execute_update"](self, node)
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+
+    size = sum(len(k.encode("utf-8")) + (v.size() if type(v) is _DynamoType else len(str(v).encode("utf-8")))
+               for k, v in self.item.attrs.items())
+    if size > ITEM_SIZE_LIMIT:
+        raise ItemSizeTooLarge
 
 
 # Outputs that are only items, keys, counts and capacities: their DynamoDB JSON is the wire format.
@@ -281,7 +281,7 @@ def speed_up_moto() -> None:
     models.SQSBackend.is_message_valid_based_on_retention_period = _retention_ok  # type: ignore[method-assign]
     _ORIGINAL["queue_attributes"] = models.Queue.attributes.fget
     models.Queue.attributes = property(_queue_attributes)  # type: ignore[assignment]
-    models.SQSBackend.send_message = _sending_scope(models.SQSBackend.send_message)  # type: ignore[method-assign]
+    models.SQSBackend.send_message = _send_message(models.SQSBackend.send_message)  # type: ignore[method-assign]
     from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 
     Item.project = _project  # type: ignore[method-assign]
