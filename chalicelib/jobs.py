@@ -130,6 +130,8 @@ class Job:
     def transition(self, status: JobStatus, now: float, **changes: Any) -> Job:
         if status not in ALLOWED[self.status] and status is not self.status:
             raise InvalidTransition(self.id, self.status, status)
+        if "files" in changes:  # the ledger writes them once, with the job (a retry or split is a new job)
+            raise ValueError(f"job '{self.id}': a job's files are fixed when it is created")
         return dataclasses.replace(self, status=status, updated_at=now, **changes)
 
     # -- persistence: plain JSON/DynamoDB values; times as integer epoch milliseconds, because

@@ -148,7 +148,8 @@ class LedgerPort(Protocol):
     def get_job(self, job_id: str) -> Job | None: ...
 
     def save_job(self, job: Job, *, expected: JobStatus, expected_attempt: int | None = None) -> bool:
-        """Write `job` if the stored one still has status `expected`; False otherwise."""
+        """Write `job` if the stored one still has status `expected`; False otherwise. The job's files
+        are not written again: they are fixed when it is created."""
 
     def set_receipt(self, job_id: str, receipt: str | None) -> Job | None:
         """Record a delivery's receipt on the job; the job as stored after that, None if there is none."""

@@ -237,6 +237,9 @@ class DynamoLedger:
     def save_job(self, job: Job, *, expected: JobStatus, expected_attempt: int | None = None) -> bool:
         item = self._job_item(job)
         item.pop("pk")
+        # A job's files are fixed when it is created (Job.transition refuses to change them): writing
+        # a 200-file list again on every status change cost ~30 KB per request to send and store.
+        item.pop("files")
         names, values, sets = {}, {}, []
         for i, (k, v) in enumerate(item.items()):
             names[f"#a{i}"] = k

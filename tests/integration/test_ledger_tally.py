@@ -139,3 +139,23 @@ def test_recording_a_receipt_returns_the_job_as_stored_and_none_for_no_job(moto_
     assert ledger.save_job(failed, expected=JobStatus.QUEUED)
     assert ledger.set_receipt("j1", "rh-2").status is JobStatus.FAILED
     assert ledger.set_receipt("missing", "rh") is None
+
+
+def test_a_status_change_does_not_write_the_file_list_again(moto_endpoint):
+    """Files are written once with the job; every save sent the whole list (~30 KB for 200 files)."""
+    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+    create_table(ddb, resources.LEDGER_TABLE, "save-ledger")
+    ledger = DynamoLedger("save-ledger", api=ddb)
+    files = tuple(FileRef("b", f"t/{i}.csv", f"v{i}", 10, "2026-12-01T00:00:00Z") for i in range(200))
+    job = Job(id="j1", kind=JobKind.LOAD, pipeline="t", target="main:s.t", status=JobStatus.QUEUED, files=files,
+              statement_id=None, attempt=1, max_attempts=3, created_at=1.0, updated_at=1.0, submitted_at=None,
+              finished_at=None, rows=None, error=None, load_errors=(), steps=())
+    assert ledger.create_job(job)
+    sent: list[dict] = []
+    ddb.meta.events.register("provide-client-params.dynamodb.UpdateItem", lambda params, **_: sent.append(params))
+    submitted = job.transition(JobStatus.SUBMITTED, 2.0, statement_id="s-1", submitted_at=2.0)
+    assert ledger.save_job(submitted, expected=JobStatus.QUEUED)
+    assert "files" not in sent[0]["ExpressionAttributeNames"].values()
+    assert len(str(sent[0])) < 2000
+    stored = ledger.get_job("j1")
+    assert stored == submitted and stored.files == files

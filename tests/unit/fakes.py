@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -79,7 +80,7 @@ class FakeLedger:
             return False
         if expected_attempt is not None and current.attempt != expected_attempt:
             return False
-        self.jobs[job.id] = job
+        self.jobs[job.id] = dataclasses.replace(job, files=current.files)  # as DynamoLedger: files written once
         return True
 
     def set_receipt(self, job_id: str, receipt: str | None) -> Job | None:

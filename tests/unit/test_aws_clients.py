@@ -40,3 +40,33 @@ def test_threads_asking_at_once_share_one_new_client(monkeypatch) -> None:
     aws.reset()
     assert aws.client("dynamodb") is not got[0]  # reset forgets them (devstack changes endpoints)
     aws.reset()
+
+
+def test_clients_share_one_session_until_reset(monkeypatch) -> None:
+    # A session per client loaded botocore's endpoint data again for each (40-100 ms at cold start).
+    sessions: list[Any] = []
+    original_init = boto3.session.Session.__init__
+
+    def counting_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        sessions.append(self)
+        original_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(boto3.session.Session, "__init__", counting_init)
+    monkeypatch.setattr(boto3.session.Session, "client", lambda session, service, **_: (session, service))
+    aws.reset()
+    made = [aws.client(service) for service in ("dynamodb", "sqs", "s3", "redshift-data")]
+    assert len(sessions) == 1 and all(session is sessions[0] for session, _ in made)
+    aws.reset()
+    assert aws.client("sqs")[0] is not sessions[0] and len(sessions) == 2  # a reset picks up a changed environment
+    aws.reset()
+
+
+def test_a_new_session_sees_a_changed_endpoint(monkeypatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:1111")
+    aws.reset()
+    assert aws.client("sqs").meta.endpoint_url == "http://127.0.0.1:1111"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:2222")
+    aws.reset()
+    assert aws.client("sqs").meta.endpoint_url == "http://127.0.0.1:2222"
+    aws.reset()

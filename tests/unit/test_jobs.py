@@ -160,3 +160,9 @@ def test_a_job_takes_files_up_to_its_count_and_its_record_budget():
     assert take + rest == big
     huge = (FileRef("b", "x" * (FILE_RECORD_BUDGET + 1), "v", 1),)
     assert split_for_job(huge, 10) == (huge, ())  # never an empty job: one file always goes
+
+
+def test_a_transition_cannot_change_a_jobs_files() -> None:
+    # The ledger writes a job's files once, when it is created; a status change leaves them out.
+    with pytest.raises(ValueError, match="files are fixed"):
+        job().transition(S.SUBMITTED, NOW, files=())
