@@ -79,6 +79,7 @@ class Engine:
         self._pids = itertools.count(FIRST_PID)
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="redshift-data")
         self._s3: Any = None
+        self._s3_lock = threading.Lock()
         self.faults: FaultSource | None = None  # injected warehouse faults (serializable, pg_restart)
 
     # --- submit / lookup -----------------------------------------------------
@@ -323,15 +324,23 @@ class Engine:
         return outcome
 
     def _s3_client(self) -> Any:
-        if self._s3 is None:
-            import boto3
-            from botocore.config import Config
+        """One S3 client for every statement (made once even when several COPYs start together)."""
+        with self._s3_lock:
+            if self._s3 is None:
+                import boto3
+                from botocore.config import Config
 
-            # endpoint None: boto3's own configuration (AWS_ENDPOINT_URL_S3 etc.). Connections enough for
-            # the statements running at once, each with its objects requested ahead (copyfast.OPEN_AHEAD).
-            self._s3 = boto3.client("s3", endpoint_url=self.s3_endpoint, region_name=self.region,
-                                    config=Config(max_pool_connections=50))
-        return self._s3
+                # endpoint None: boto3's own configuration (AWS_ENDPOINT_URL_S3 etc.). Connections enough for
+                # the statements running at once, each with its objects requested ahead (copyfast.OPEN_AHEAD).
+                self._s3 = boto3.client("s3", endpoint_url=self.s3_endpoint, region_name=self.region,
+                                        config=Config(max_pool_connections=50))
+            return self._s3
+
+    def warm(self) -> None:
+        """Make the S3 client now, when a local S3 is configured: made by the first COPY, it cost that
+        COPY a third of a second (importing boto3 in a fresh emulator process) in the middle of a burst."""
+        if self.s3_endpoint:
+            self._s3_client()
 
     # --- state changes (call with self._lock held) ---------------------------
 

@@ -113,6 +113,8 @@ class EventSink:
         self._timers: list[threading.Timer] = []
 
     def start(self) -> None:
+        if self.events_endpoint:
+            self._client = _events_client(self.events_endpoint, self.region)  # made on first event, it delayed it
         self._thread = threading.Thread(target=self._run, name="redshift-data-events", daemon=True)
         self._thread.start()
 
@@ -154,9 +156,7 @@ class EventSink:
     def _put(self, event: dict[str, Any]) -> None:
         try:
             if self._client is None:
-                import boto3
-
-                self._client = boto3.client("events", endpoint_url=self.events_endpoint, region_name=self.region)
+                self._client = _events_client(self.events_endpoint, self.region)
             self._client.put_events(Entries=[{
                 "Source": event["source"],
                 "DetailType": event["detail-type"],
@@ -165,3 +165,9 @@ class EventSink:
             }])
         except Exception:  # best effort, like the real service
             log.exception("could not put event on %s", self.events_endpoint)
+
+
+def _events_client(endpoint: str | None, region: str) -> Any:
+    import boto3
+
+    return boto3.client("events", endpoint_url=endpoint, region_name=region)

@@ -97,6 +97,7 @@ class RedshiftEmulator:
 
     def start(self) -> "RedshiftEmulator":
         self.databases.start()
+        self.engine.warm()
         self._events.start()
         handler = type("Handler", (_Handler,), {"emulator": self})
         try:

@@ -45,3 +45,32 @@ def test_a_stack_refuses_the_emulator_process_with_what_needs_it_in_process_befo
         with pytest.raises(ValueError, match="emulator_process excludes"):
             stack.start()
         assert stack.pg is None and stack.moto is None  # nothing was left running
+
+
+def test_an_emulator_makes_its_s3_and_events_clients_when_it_starts(pg_server, moto_endpoint, monkeypatch):
+    """Made by the first COPY and the first event, they cost a fresh emulator process a third of a
+    second in the middle of the first burst; and two COPYs starting together made two S3 clients."""
+    import threading
+
+    import botocore.session
+
+    from devstack.redshift import RedshiftEmulator
+
+    made: list[str] = []
+    original = botocore.session.Session.create_client
+
+    def counting(self, service_name, *args, **kwargs):
+        made.append(service_name)
+        return original(self, service_name, *args, **kwargs)
+
+    monkeypatch.setattr(botocore.session.Session, "create_client", counting)
+    with RedshiftEmulator(pg_server.dsn, s3_endpoint=moto_endpoint, events_endpoint=moto_endpoint,
+                          namespace="rswarm") as running:
+        assert sorted(made) == ["events", "s3"]
+        clients: list[object] = []
+        threads = [threading.Thread(target=lambda: clients.append(running.engine._s3_client())) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert made.count("s3") == 1 and all(c is clients[0] for c in clients)
