@@ -230,17 +230,17 @@ def _http_put(endpoint: str) -> Any:
     # moto serves S3 for this credential scope; it does not check signatures.
     auth = "AWS4-HMAC-SHA256 Credential=devstack/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"
 
+    local = threading.local()  # one kept-alive connection per thread, as an SDK's connection pool keeps
+
     def put(key: str, body: bytes) -> None:
-        conn = http.client.HTTPConnection(host, timeout=60)
-        try:
-            conn.request("PUT", f"/{BUCKET}/{key}", body=body, headers={
-                "Authorization": auth, "Content-Type": "text/csv", "x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
-            response = conn.getresponse()
-            response.read()
-            if response.status != 200:
-                raise RuntimeError(f"PUT {key}: HTTP {response.status}")
-        finally:
-            conn.close()
+        conn = getattr(local, "conn", None) or http.client.HTTPConnection(host, timeout=60)
+        local.conn = conn
+        conn.request("PUT", f"/{BUCKET}/{key}", body=body, headers={
+            "Authorization": auth, "Content-Type": "text/csv", "x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"PUT {key}: HTTP {response.status}")
     return put
 
 

@@ -120,7 +120,32 @@ class JobPage:
     next_token: str | None = None
 
 
-ADD_GROUP = 25  # files per ledger write: DynamoDB allows 100 items per transaction
+# Files per ledger write: a transaction holds at most 100 items (each file's record and the append).
+ADD_GROUP = 99
+# File references per ledger write: the open batch seals at FILE_RECORD_BUDGET (256 KB), so one more
+# group keeps its item under DynamoDB's 400 KB even for files with 1 KB keys.
+ADD_GROUP_BYTES = 96 * 1024
+
+
+def ledger_groups(files: Sequence[FileRef]) -> list[Sequence[FileRef]]:
+    """`files` in as few ledger writes as the limits allow, of even sizes (a 100-file delivery is
+    two writes of 50, not 99 and 1)."""
+    if not files:
+        return []
+    count = -(-len(files) // ADD_GROUP)
+    size = -(-len(files) // count)
+    groups: list[Sequence[FileRef]] = []
+    for start in range(0, len(files), size):
+        group: list[FileRef] = []
+        used = 0
+        for file in files[start:start + size]:
+            if group and used + file.record_bytes > ADD_GROUP_BYTES:
+                groups.append(group)
+                group, used = [], 0
+            group.append(file)
+            used += file.record_bytes
+        groups.append(group)
+    return groups
 
 
 class LedgerPort(Protocol):

@@ -24,8 +24,8 @@ from chalicelib.jobs import (FILE_RECORD_BUDGET, MOVE_KINDS, FileRef, Job, JobKi
 from chalicelib.outcomes import first_error, is_transient, load_error_from_row, requeue_delay
 from chalicelib.pipelines import Catalog, LoadPipeline, Warehouse
 from chalicelib.planner import build_load_plan
-from chalicelib.ports import (ADD_GROUP, BatchTally, Clock, LedgerPort, NotifierPort, QueuePort, StatementInfo, StoragePort,
-                              WarehousePort)
+from chalicelib.ports import (BatchTally, Clock, LedgerPort, NotifierPort, QueuePort, StatementInfo, StoragePort,
+                              WarehousePort, ledger_groups)
 from chalicelib.settings import Settings
 from chalicelib.sql import max_files_per_job, render_call, render_load_errors_query, render_stl_load_errors_query
 from chalicelib.sql_moves import render_add_column
@@ -121,8 +121,9 @@ class Service:
     # ---------------------------------------------------------------- landing
     def files_landed(self, events: Sequence[FileEvent], *, force: bool = False) -> LandingReport:
         """Record each new file version once and add it to its pipeline's open batch. The files of one
-        pipeline in `events` are recorded in one ledger write per ADD_GROUP: appending to the open batch
-        costs the size of the batch, so a delivery of ten files pays it once, not ten times."""
+        pipeline in `events` are recorded in as few ledger writes as a transaction allows (ledger_groups):
+        appending to the open batch costs the size of the batch, so a delivery of a hundred files pays it
+        twice, not a hundred times."""
         report = LandingReport()
         by_pipeline: dict[str, tuple[LoadPipeline, list[FileRef]]] = {}
         for event in events:
@@ -142,8 +143,8 @@ class Service:
             by_pipeline.setdefault(match.pipeline.name, (match.pipeline, []))[1].append(ref)
         for pipeline, refs in by_pipeline.values():
             with logs.bound(pipeline=pipeline.name, table=pipeline.table.qualified):
-                for start in range(0, len(refs), ADD_GROUP):
-                    self._add_to_batch(pipeline, refs[start:start + ADD_GROUP], force, report)
+                for group in ledger_groups(refs):
+                    self._add_to_batch(pipeline, group, force, report)
         return report
 
     def _add_to_batch(self, pipeline: LoadPipeline, refs: list[FileRef], force: bool, report: LandingReport) -> None:

@@ -65,8 +65,6 @@ class Devstack:
 
     # ------------------------------------------------------------------ start
     def start(self) -> "Devstack":
-        from moto.server import ThreadedMotoServer
-
         from devstack.redshift import RedshiftEmulator
         from devstack.redshift.postgres import PostgresServer
 
@@ -89,10 +87,10 @@ class Devstack:
             self.moto_dynamodb = MotoProcess()
             self.dynamodb_url = self.moto_dynamodb.url
         else:
-            from devstack.motoserver import patch_moto
+            from devstack.motoserver import KeepAliveMotoServer, patch_moto
 
             patch_moto()
-            self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            self.moto = KeepAliveMotoServer()
             self.moto.start()
             host, port = self.moto.get_host_and_port()
             self.moto_url = f"http://{host}:{port}"

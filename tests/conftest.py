@@ -47,15 +47,10 @@ def pg_database(pg_server) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """A moto server on loopback serving S3, SQS, EventBridge, DynamoDB, ..."""
-    import logging
+    from devstack.motoserver import KeepAliveMotoServer, patch_moto
 
-    from moto.server import ThreadedMotoServer
-
-    from devstack.motoserver import patch_moto
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     patch_moto()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = KeepAliveMotoServer()
     server.start()
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"

@@ -20,7 +20,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from chalicelib.adapters.aws import client, error_code
 from chalicelib.jobs import FileRef, Job, JobKind, JobStatus, JobSummary
-from chalicelib.ports import ADD_GROUP, AddResult, BatchTally, JobPage, OpenBatch
+from chalicelib.ports import ADD_GROUP, ADD_GROUP_BYTES, AddResult, BatchTally, JobPage, OpenBatch
 
 _ser, _de = TypeSerializer(), TypeDeserializer()
 TERMINAL = {JobStatus.SUCCEEDED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value}
@@ -82,8 +82,9 @@ class DynamoLedger:
     # ------------------------------------------------------------------ files
     def add_files(self, pipeline: str, files: Sequence[FileRef], *, now: float, batch_id: str,
                   force: bool) -> AddResult:
-        if len(files) > ADD_GROUP:
-            raise ValueError(f"at most {ADD_GROUP} files per ledger write, not {len(files)}")
+        if len(files) > ADD_GROUP or sum(f.record_bytes for f in files) > ADD_GROUP_BYTES:
+            raise ValueError(f"at most {ADD_GROUP} files and {ADD_GROUP_BYTES} bytes of file references per "
+                             f"ledger write, not {len(files)} files (see ports.ledger_groups)")
         pending: dict[str, FileRef] = {}
         duplicates: list[tuple[FileRef, str | None]] = []
         for file in files:  # twice in one delivery: the second is a duplicate of the first

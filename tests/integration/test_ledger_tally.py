@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import boto3
+import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib import resources
@@ -159,3 +160,21 @@ def test_a_status_change_does_not_write_the_file_list_again(moto_endpoint):
     assert len(str(sent[0])) < 2000
     stored = ledger.get_job("j1")
     assert stored == submitted and stored.files == files
+
+
+def test_a_full_group_is_one_transaction_of_a_hundred_items(moto_endpoint):
+    """ADD_GROUP files and the append: DynamoDB's (and moto's) limit of 100 items per transaction."""
+    from chalicelib.ports import ADD_GROUP
+
+    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+    create_table(ddb, resources.LEDGER_TABLE, "full-group-ledger")
+    ledger = DynamoLedger("full-group-ledger", api=ddb)
+    files = [FileRef("b", f"f/{i}.csv", "v1", 10, "") for i in range(ADD_GROUP)]
+    writes: list[int] = []
+    ddb.meta.events.register("provide-client-params.dynamodb.TransactWriteItems",
+                             lambda params, **_: writes.append(len(params["TransactItems"])))
+    result = ledger.add_files("f", files, now=1.0, batch_id="b1", force=False)
+    assert writes == [100] and result.added == tuple(files) and result.tally.files == ADD_GROUP
+    with pytest.raises(ValueError, match="at most 99 files"):
+        ledger.add_files("f", files + [FileRef("b", "f/extra.csv", "v1", 10, "")], now=2.0, batch_id="b2",
+                         force=False)

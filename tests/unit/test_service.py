@@ -535,3 +535,35 @@ def test_upsert_files_load_in_the_order_s3_wrote_them_not_the_order_events_came(
     service.run_job_message(job.id, receipt="r1", receive_count=1)
     manifests = [json.loads(body)["entries"][0]["url"] for (_, key), body in sorted(service.storage.objects.items())]
     assert manifests == ["s3://landing/orders/older.csv", "s3://landing/orders/newer.csv"]
+
+
+def test_a_hundred_files_of_one_pipeline_take_two_even_ledger_writes(env, monkeypatch):
+    """A router batch holds up to 100 messages; in groups of 25 it took four writes, each paying for
+    the whole open batch (a transaction holds 100 items: 99 files and the append)."""
+    service, _ = env
+    writes: list[int] = []
+    original = service.ledger.add_files
+
+    def counted(pipeline, files, **kw):
+        writes.append(len(files))
+        return original(pipeline, files, **kw)
+
+    monkeypatch.setattr(service.ledger, "add_files", counted)
+    for n, expected in ((99, [99]), (100, [50, 50]), (1, [1])):
+        writes.clear()
+        bodies = [s3_body(f"events/{n}-{i}.json") for i in range(n)]
+        assert handlers.route_landing(service, sqs_event(*bodies)) == {"batchItemFailures": []}
+        assert writes == expected
+
+
+def test_ledger_groups_keep_file_references_within_what_one_batch_item_can_take() -> None:
+    from chalicelib.jobs import FileRef
+    from chalicelib.ports import ADD_GROUP, ADD_GROUP_BYTES, ledger_groups
+
+    long_keys = [FileRef("landing", "k/" + "x" * 1000 + f"{i:03d}", "v" * 32, 1) for i in range(99)]
+    groups = ledger_groups(long_keys)
+    assert [f for g in groups for f in g] == long_keys
+    assert all(sum(f.record_bytes for f in g) <= ADD_GROUP_BYTES for g in groups) and len(groups) == 2
+    short = [FileRef("landing", f"k/{i}", "v", 1) for i in range(250)]
+    assert [len(g) for g in ledger_groups(short)] == [84, 84, 82] and max(map(len, ledger_groups(short))) <= ADD_GROUP
+    assert ledger_groups([]) == []
