@@ -22,6 +22,9 @@ The patches keep moto's behaviour and change only its cost:
   whole landing backlog three times over (43% of moto's CPU for a put into a notifying bucket);
 - the list of moto's service modules is read once;
 - moto's Flask apps run out of debug mode (in it, Flask made a class per request with a body);
+- an update expression is parsed once per text, and each update validates a fresh copy of that
+  tree instead of a deepcopy (marking a job's 200 files parsed and deep-copied the same
+  "SET #s = :s, job_id = :j" 200 times: a quarter of the time of those updates);
 - a DynamoDB projection converts only the attributes it names (moto converted the whole item,
   once per projected attribute: the loader's read of a batch's counters cost O(files in it));
 - a table's items are sorted on their keys' plain values, computed once per item: moto sorted
@@ -56,6 +59,7 @@ import contextlib
 import copy
 import functools
 import json
+import pickle
 import threading
 import time
 from collections.abc import Iterator
@@ -312,11 +316,48 @@ def speed_up_moto() -> None:
     dynamodb_responses.dynamo_to_dict = _dynamo_to_dict  # type: ignore[assignment]
     _ORIGINAL["dynamo_result"] = DynamoResult.execute_result
     DynamoResult.execute_result = _dynamo_result  # type: ignore[method-assign]
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.dynamodb.parsing.validators import Validator
+
+    _ORIGINAL["parse_update"] = UpdateExpressionParser.make
+    UpdateExpressionParser.make = classmethod(_parse_update)  # type: ignore[method-assign,assignment]
+    _ORIGINAL["validator_init"] = Validator.__init__
+    Validator.__init__ = _validator_init  # type: ignore[method-assign]
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     _ORIGINAL["get_application"] = DomainDispatcherApplication.get_application
     DomainDispatcherApplication.get_application = _get_application  # type: ignore[method-assign]
     _applied = True
+
+
+_PARSED_LIMIT = 512  # distinct update expressions remembered (the loader uses a handful)
+_parsed: dict[str, bytes] = {}
+
+
+def _parse_update(cls: Any, expression: str) -> Any:
+    """moto's UpdateExpressionParser.make, parsed once per expression text: a fresh copy of the
+    remembered tree (the validator changes the tree it is given)."""
+    pristine = _parsed.get(expression)
+    if pristine is None:
+        pristine = pickle.dumps(_ORIGINAL["parse_update"].__func__(cls, expression))
+        if len(_parsed) < _PARSED_LIMIT:
+            _parsed[expression] = pristine
+    tree = pickle.loads(pristine)
+    tree.pristine_copy = lambda: pickle.loads(pristine)  # what the validator starts from, without copying
+    return tree
+
+
+def _validator_init(self: Any, expression: Any, expression_attribute_names: Any, expression_attribute_values: Any,
+                    item: Any, table: Any) -> None:
+    """moto's Validator.__init__, starting from a fresh copy of the parsed tree instead of a deepcopy of the
+    tree it is given (the tree's parent links make deepcopy keep a memo of every node: as long as parsing it)."""
+    self.expression_attribute_names = expression_attribute_names
+    self.expression_attribute_values = expression_attribute_values
+    self.item = item
+    self.table = table
+    self.processors = self.get_ast_processors()
+    fresh = getattr(expression, "pristine_copy", None)
+    self.node_to_validate = fresh() if fresh is not None else copy.deepcopy(expression)
 
 
 def _get_application(self: Any, environ: dict[str, Any]) -> Any:
