@@ -332,8 +332,13 @@ class Engine:
 
                 # endpoint None: boto3's own configuration (AWS_ENDPOINT_URL_S3 etc.). Connections enough for
                 # the statements running at once, each with its objects requested ahead (copyfast.OPEN_AHEAD).
-                self._s3 = boto3.client("s3", endpoint_url=self.s3_endpoint, region_name=self.region,
-                                        config=Config(max_pool_connections=50))
+                client = boto3.client("s3", endpoint_url=self.s3_endpoint, region_name=self.region,
+                                      config=Config(max_pool_connections=50))
+                if self.s3_endpoint and self.s3_endpoint.startswith("http://"):  # a local S3: plain GETs
+                    from devstack.redshift.s3plain import PlainGetS3
+
+                    client = PlainGetS3(client, self.s3_endpoint, self.region)
+                self._s3 = client
             return self._s3
 
     def warm(self) -> None:
