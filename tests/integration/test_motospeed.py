@@ -366,3 +366,32 @@ def test_a_remembered_update_expression_applies_afresh_to_each_item(moto_endpoin
         ddb.update_item(TableName="msqs-parse", Key={"pk": {"S": "old"}}, UpdateExpression="SET = oops",
                         ExpressionAttributeValues={":s": {"S": "D"}})
     assert ddb.get_item(TableName="msqs-parse", Key={"pk": {"S": "old"}})["Item"]["status"]["S"] == "C"
+
+
+def test_deleting_messages_behaves_as_moto_did_in_one_pass(moto_endpoint, monkeypatch):
+    """A delete walked the queue twice, building each message's receipt handle list both times."""
+    from botocore.exceptions import ClientError
+    from moto.sqs.models import Message
+
+    sqs = _sqs(moto_endpoint)
+    url = sqs.create_queue(QueueName="msqs-delete")["QueueUrl"]
+    bodies = {f"msqs-delete-{n}" for n in range(30)}
+    for body in sorted(bodies):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]
+    again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30)["Messages"]
+    built: list[int] = []
+    original = Message.all_receipt_handles
+    monkeypatch.setattr(Message, "all_receipt_handles",
+                        property(lambda self: (self.body in bodies and built.append(1), original.fget(self))[1]))
+    stale = next(m for m in first if m["MessageId"] in {a["MessageId"] for a in again})
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=stale["ReceiptHandle"])  # an older handle still deletes
+    assert len(built) <= 2  # the deleted message's handles only, not every message's
+    result = sqs.delete_message_batch(QueueUrl=url, Entries=[
+        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(again)])
+    assert len(result["Successful"]) == len(again) and not result.get("Failed")
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=again[0]["ReceiptHandle"])  # deleting twice is no error
+    with pytest.raises(ClientError, match="ReceiptHandleIsInvalid"):
+        sqs.delete_message(QueueUrl=url, ReceiptHandle="not-a-handle")
+    counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    assert int(counts["ApproximateNumberOfMessages"]) == 30 - len(again)
