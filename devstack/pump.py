@@ -101,6 +101,7 @@ class Pump:
         self._lock = threading.Lock()
         self._fifo_receive: dict[str, threading.Lock] = {}
         self._fifo_quiet_until: dict[str, float] = {}  # after an empty poll, the next one waits
+        self._fifo_wake = threading.Condition()
         self.paused = threading.Event()  # set → pollers idle (tests use it to hold work back)
 
     # ------------------------------------------------------------- lifecycle
@@ -123,6 +124,8 @@ class Pump:
 
     def stop(self) -> None:
         self._stop.set()
+        with self._fifo_wake:
+            self._fifo_wake.notify_all()
         for thread in self._threads:
             thread.join(timeout=5)
 
@@ -191,7 +194,8 @@ class Pump:
         with self._receive_guard(url):
             pause = self._fifo_quiet_until.get(url, 0.0) - time.monotonic()
             if pause > 0:
-                self._stop.wait(pause)
+                with self._fifo_wake:  # an invocation ending (or stop) cuts the pause short
+                    self._fifo_wake.wait(pause)
             got: list[dict[str, Any]] = self._sqs.receive_message(
                 QueueUrl=url, MaxNumberOfMessages=count, WaitTimeSeconds=0, AttributeNames=["All"],
                 MessageAttributeNames=["All"]).get("Messages", [])
@@ -236,8 +240,15 @@ class Pump:
         """One invocation, marked as this function's (the client fault hooks ask which Lambda runs)."""
         if self.faults.active:
             self.client_faults.ensure_hooked()
-        with lambda_invocation(name):
-            return handler(event, LambdaContext(name))
+        try:
+            with lambda_invocation(name):
+                return handler(event, LambdaContext(name))
+        finally:
+            # An invocation may have sent to a FIFO queue (a sealed batch's job, a retry): its pollers look
+            # again now, as a long poll would have returned with the message, instead of after their pause.
+            with self._fifo_wake:
+                self._fifo_quiet_until.clear()
+                self._fifo_wake.notify_all()
 
     def _invoke_sqs(self, name: str, handler: Callable[..., Any], records: list[dict[str, Any]]) -> set[str]:
         """Returns the message ids that failed (all of them if the handler raised or answered badly)."""

@@ -59,3 +59,34 @@ def test_a_batching_window_gathers_without_spinning_on_empty_polls(moto_endpoint
     assert sorted(m["Body"] for m in messages) == ["first", "later"]  # both, within the one window
     assert 0.9 <= took < 2.0
     assert len(calls) <= 15, len(calls)  # one look every 0.1 s at most (it spun: hundreds)
+
+
+def test_a_fifo_poller_looks_again_as_soon_as_an_invocation_ends(moto_endpoint):
+    """After an empty poll a FIFO poller paused FIFO_IDLE_SECONDS; a job a router invocation had just
+    enqueued waited out the pause (a long poll returns with the message)."""
+    sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1")
+    url = sqs.create_queue(QueueName="pump-wake.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    pump, calls = _pump(moto_endpoint)
+    got: list[tuple[float, list]] = []
+
+    def poll() -> None:
+        while not got and not pump._stop.is_set():
+            batch = pump._receive(url, 1, 0.0)
+            if batch:
+                got.append((time.monotonic(), batch))
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    while not calls:
+        time.sleep(0.005)
+    time.sleep(0.02)  # the first poll came back empty: the poller is in its pause
+
+    def router(event, context):
+        sqs.send_message(QueueUrl=url, MessageBody="job", MessageGroupId="t", MessageDeduplicationId="w1")
+
+    pump._call("router", router, {"Records": []})
+    ended = time.monotonic()
+    poller.join(timeout=5)
+    pump._stop.set()
+    assert [m["Body"] for m in got[0][1]] == ["job"]
+    assert got[0][0] - ended < FIFO_IDLE_SECONDS / 2
