@@ -41,18 +41,25 @@ class KeepAliveMotoServer:
 
     def __init__(self, ip_address: str = "127.0.0.1", port: int = 0) -> None:
         from cheroot import wsgi
+
+        from devstack.motoread import object_read
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         app = DomainDispatcherApplication(create_backend_app)
 
-        def with_raw_uri(environ: dict[str, Any], start_response: Any) -> Any:
+        def serve(environ: dict[str, Any], start_response: Any) -> Any:
             # moto reads S3 keys from RAW_URI, the path before percent-decoding (werkzeug's name for
             # it); cheroot calls it REQUEST_URI. Without it a key holding "%2B" came back as "+".
             environ.setdefault("RAW_URI", environ.get("REQUEST_URI", ""))
+            found = object_read(environ)  # the emulator's COPY reads, without Flask and moto's dispatch
+            if found is not None:
+                body, etag = found
+                start_response("200 OK", [("Content-Length", str(len(body))), ("ETag", etag),
+                                          ("Content-Type", "binary/octet-stream")])
+                return [body]
             return app(environ, start_response)
 
-        self._server = wsgi.Server((ip_address, port), with_raw_uri, numthreads=self.THREADS,
-                                   request_queue_size=128)
+        self._server = wsgi.Server((ip_address, port), serve, numthreads=self.THREADS, request_queue_size=128)
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:

@@ -5,7 +5,9 @@ event hooks, response parsing): a 200-file COPY spent more in the client than mo
 serving it. Against a plain-HTTP endpoint, which only a local S3 is, a GET needs none of
 that: moto does not check signatures and the object's bytes are the response body. A
 urllib3 GET costs ~0.27 ms. Everything else (listings, manifests' puts, UNLOAD's writes)
-still goes through the boto3 client, and so does any endpoint over HTTPS.
+still goes through the boto3 client, and so does any endpoint over HTTPS. The reads carry
+READ_HEADER, which devstack's own moto server answers without moto's dispatch (motoread.py);
+any other S3 ignores it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import re
 from typing import Any
 from urllib.parse import quote
+
+from devstack.motoread import READ_HEADER
 
 _ERROR_CODE = re.compile(rb"<Code>([^<]+)</Code>")
 
@@ -29,7 +33,8 @@ class PlainGetS3:
         access_key = credentials.access_key if credentials is not None else "devstack"
         # moto reads the account from the access key in the credential scope; it checks no signature.
         self._headers = {"Authorization": f"AWS4-HMAC-SHA256 Credential={access_key}/20260101/{region}/s3/"
-                                          "aws4_request, SignedHeaders=host, Signature=0"}
+                                          "aws4_request, SignedHeaders=host, Signature=0",
+                         READ_HEADER: "1"}  # devstack's moto answers these reads first (devstack/motoread.py)
         retries = urllib3.Retry(total=4, backoff_factor=0.05, status_forcelist=(500, 502, 503, 504),
                                 allowed_methods=frozenset({"GET"}), raise_on_status=False)
         self._pool = urllib3.PoolManager(maxsize=max_connections, retries=retries,

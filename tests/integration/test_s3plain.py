@@ -50,3 +50,31 @@ def test_a_body_closed_unread_and_other_calls_still_work(plain, s3, bucket):
     body.close()
     assert plain.get_object(Bucket=bucket, Key="big.csv", Range="bytes=0-3")["Body"].read() == b"xxxx"  # via boto3
     assert [o["Key"] for o in plain.list_objects_v2(Bucket=bucket)["Contents"]] == ["big.csv"]
+
+
+def test_plain_reads_skip_moto_and_anything_unusual_is_answered_by_moto(plain, s3, bucket, monkeypatch):
+    """devstack's moto answers the emulator's marked reads of stored objects itself (devstack/motoread.py);
+    a missing, deleted, archived or ranged read goes to moto as before."""
+    from moto.s3.responses import S3Response
+
+    through_moto: list[str] = []
+    original = S3Response.key_response
+    monkeypatch.setattr(S3Response, "key_response",
+                        lambda self, request, *a, **k: (through_moto.append(request.method), original(
+                            self, request, *a, **k))[1])
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=bucket, Key="v.csv", Body=b"old")
+    s3.put_object(Bucket=bucket, Key="v.csv", Body=b"new")
+    s3.put_object(Bucket=bucket, Key="cold.csv", Body=b"cold", StorageClass="GLACIER")
+    s3.put_object(Bucket=bucket, Key="gone.csv", Body=b"gone")
+    s3.delete_object(Bucket=bucket, Key="gone.csv")  # a delete marker is now the latest version
+    through_moto.clear()
+    read = plain.get_object(Bucket=bucket, Key="v.csv")
+    assert read["Body"].read() == b"new" and read["ContentLength"] == 3
+    assert through_moto == []  # answered without moto's dispatch
+    for key, code in (("gone.csv", "NoSuchKey"), ("cold.csv", "InvalidObjectState"), ("never.csv", "NoSuchKey")):
+        with pytest.raises(ClientError) as refused:
+            plain.get_object(Bucket=bucket, Key=key)
+        assert refused.value.response["Error"]["Code"] == code
+    assert plain.get_object(Bucket=bucket, Key="v.csv", Range="bytes=0-1")["Body"].read() == b"ne"
+    assert through_moto == ["GET"] * 4
