@@ -24,7 +24,8 @@ The patches keep moto's behaviour and change only its cost:
 - moto's Flask apps run out of debug mode (in it, Flask made a class per request with a body);
 - deleting an SQS message is one pass over the queue (moto made two, each building every message's
   list of receipt handles), and the JSON paths of EventBridge's default input template and the list
-  of a response class's methods are computed once instead of on every event and request;
+  of a response class's methods are computed once instead of on every event and request, as is
+  the service a host name stands for (moto tried hundreds of URL patterns per request);
 - an update expression is parsed once per text, and each update validates a fresh copy of that
   tree instead of a deepcopy (marking a job's 200 files parsed and deep-copied the same
   "SET #s = :s, job_id = :j" 200 times: a quarter of the time of those updates);
@@ -338,6 +339,8 @@ def speed_up_moto() -> None:
 
     _ORIGINAL["get_application"] = DomainDispatcherApplication.get_application
     DomainDispatcherApplication.get_application = _get_application  # type: ignore[method-assign]
+    _ORIGINAL["backend_for_host"] = DomainDispatcherApplication.get_backend_for_host
+    DomainDispatcherApplication.get_backend_for_host = _backend_for_host  # type: ignore[method-assign]
     _applied = True
 
 
@@ -388,6 +391,18 @@ def _validator_init(self: Any, expression: Any, expression_attribute_names: Any,
     self.processors = self.get_ast_processors()
     fresh = getattr(expression, "pristine_copy", None)
     self.node_to_validate = fresh() if fresh is not None else copy.deepcopy(expression)
+
+
+_backends_by_host: dict[tuple[int, str | None], Any] = {}
+
+
+def _backend_for_host(self: Any, host: str | None) -> Any:
+    """moto's DomainDispatcherApplication.get_backend_for_host, remembered per host: moto tried its
+    services' URL patterns one by one (hundreds of regular expressions) on every request."""
+    key = (id(self), host)
+    if key not in _backends_by_host:
+        _backends_by_host[key] = _ORIGINAL["backend_for_host"](self, host)
+    return _backends_by_host[key]
 
 
 def _get_application(self: Any, environ: dict[str, Any]) -> Any:
