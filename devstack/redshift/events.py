@@ -168,6 +168,6 @@ class EventSink:
 
 
 def _events_client(endpoint: str | None, region: str) -> Any:
-    import boto3
+    from devstack.redshift.awsclients import emulator_client
 
-    return boto3.client("events", endpoint_url=endpoint, region_name=region)
+    return emulator_client("events", endpoint, region)

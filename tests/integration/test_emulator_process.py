@@ -74,3 +74,38 @@ def test_an_emulator_makes_its_s3_and_events_clients_when_it_starts(pg_server, m
         for thread in threads:
             thread.join()
         assert made.count("s3") == 1 and all(c is clients[0] for c in clients)
+
+
+def test_an_emulator_started_before_its_stack_sets_credentials_still_copies_and_sends_events(
+        pg_server, moto_endpoint, monkeypatch):
+    """Found by `make demo`: the emulator now makes its clients when it starts, and devstack sets the
+    stack's credentials after starting it; COPY and every WithEvent failed with 'Unable to locate
+    credentials' (the test session's own credentials had hidden it)."""
+    from devstack.redshift import RedshiftEmulator
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # a fresh process: no session has found credentials yet
+    with RedshiftEmulator(pg_server.dsn, s3_endpoint=moto_endpoint, events_endpoint=moto_endpoint,
+                          namespace="rsnocred") as running:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # what the stack sets afterwards, for its own clients
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+        s3.create_bucket(Bucket="nocred-bucket")
+        s3.put_object(Bucket="nocred-bucket", Key="rows/a.csv", Body=b"1\n2\n")
+        seen: list[dict] = []
+        running._events.listeners.append(seen.append)
+        rsdata = boto3.client("redshift-data", endpoint_url=running.url, region_name="us-east-1")
+        sid = rsdata.batch_execute_statement(WorkgroupName="nocred", Database="dev", WithEvent=True, Sqls=[
+            "CREATE TABLE IF NOT EXISTS public.n (v INT)",
+            "COPY public.n FROM 's3://nocred-bucket/rows/' IAM_ROLE 'arn:aws:iam::123456789012:role/R' CSV"])["Id"]
+        deadline = time.monotonic() + 30
+        while (desc := rsdata.describe_statement(Id=sid))["Status"] not in ("FINISHED", "FAILED", "ABORTED"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert desc["Status"] == "FINISHED", desc.get("Error")
+        events = running._events._client
+        assert events._request_signer._credentials is not None  # its WithEvent reaches EventBridge
