@@ -127,14 +127,14 @@ ADD_GROUP = 99
 ADD_GROUP_BYTES = 96 * 1024
 
 
-def ledger_groups(files: Sequence[FileRef]) -> list[Sequence[FileRef]]:
+def ledger_groups(files: Sequence[FileRef]) -> list[list[FileRef]]:
     """`files` in as few ledger writes as the limits allow, of even sizes (a 100-file delivery is
     two writes of 50, not 99 and 1)."""
     if not files:
         return []
     count = -(-len(files) // ADD_GROUP)
     size = -(-len(files) // count)
-    groups: list[Sequence[FileRef]] = []
+    groups: list[list[FileRef]] = []
     for start in range(0, len(files), size):
         group: list[FileRef] = []
         used = 0
