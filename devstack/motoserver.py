@@ -38,6 +38,7 @@ class KeepAliveMotoServer:
     """
 
     THREADS = 64  # long polls hold a thread each for up to 20 s (the pump's pollers, tests' waits)
+    KEPT_ALIVE = 512  # idle connections kept open (cheroot's default is 10)
 
     def __init__(self, ip_address: str = "127.0.0.1", port: int = 0) -> None:
         from cheroot import wsgi
@@ -60,6 +61,9 @@ class KeepAliveMotoServer:
             return app(environ, start_response)
 
         self._server = wsgi.Server((ip_address, port), serve, numthreads=self.THREADS, request_queue_size=128)
+        # cheroot keeps at most 10 idle connections open by default and closes the rest after each
+        # response: a burst's clients (the app's pools, producers, the emulator's readers) hold more.
+        self._server.keep_alive_conn_limit = self.KEPT_ALIVE
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
