@@ -61,12 +61,25 @@ def file_pk(f: FileRef) -> str:
     return "file#" + json.dumps([f.bucket, f.key, f.version], ensure_ascii=False)
 
 
-def _file_map(f: FileRef) -> dict[str, Any]:
-    return {"b": f.bucket, "k": f.key, "v": f.version, "s": f.size, "t": f.created}
+# File references are stored as compact JSON text: an open batch's list holds one string per file, a
+# job holds one string for all its files. They are only ever read whole, and maps of five typed
+# attributes per file cost every write and read of a 200-file batch or job a typed value per field
+# (to serialize, send, check and parse: the worker's read of a job was most of its time).
+def _file_text(f: FileRef) -> str:
+    return json.dumps(_file_fields(f), ensure_ascii=False, separators=(",", ":"))
 
 
-def _file_from_map(m: dict[str, Any]) -> FileRef:
-    return FileRef(bucket=m["b"], key=m["k"], version=m["v"], size=int(m["s"]), created=m.get("t", ""))
+def _file_fields(f: FileRef) -> list[Any]:
+    return [f.bucket, f.key, f.version, f.size, f.created]
+
+
+def _file_from_stored(stored: str | dict[str, Any]) -> FileRef:
+    if isinstance(stored, str):
+        bucket, key, version, size, created = json.loads(stored)
+        return FileRef(bucket=bucket, key=key, version=version, size=int(size), created=created)
+    # A map of five attributes: how batches were stored before.
+    return FileRef(bucket=stored["b"], key=stored["k"], version=stored["v"], size=int(stored["s"]),
+                   created=stored.get("t", ""))
 
 
 class DynamoLedger:
@@ -141,7 +154,7 @@ class DynamoLedger:
                                  "file_count = if_not_exists(file_count, :zero) + :n, "
                                  "total_bytes = if_not_exists(total_bytes, :zero) + :size, "
                                  "record_bytes = if_not_exists(record_bytes, :zero) + :rb"),
-            "ExpressionAttributeValues": _dump({":empty": [], ":f": [_file_map(f) for f in files], ":bid": batch_id,
+            "ExpressionAttributeValues": _dump({":empty": [], ":f": [_file_text(f) for f in files], ":bid": batch_id,
                                                 ":now": now, ":zero": 0, ":one": 1, ":kind": "open",
                                                 ":p": pipeline, ":g2": "open", ":n": len(files),
                                                 ":size": sum(f.size for f in files),
@@ -197,7 +210,7 @@ class DynamoLedger:
         if remainder:
             tally = BatchTally.of(remainder_id or "", remainder)
             rest = {"pk": f"open#{batch.pipeline}", "item_type": "open", "pipeline": batch.pipeline,
-                    "batch_id": remainder_id, "files": [_file_map(f) for f in remainder], "opened_at": batch.opened_at,
+                    "batch_id": remainder_id, "files": [_file_text(f) for f in remainder], "opened_at": batch.opened_at,
                     "version": batch.version + 1, "g2pk": "open", "g2sk": remainder_id,
                     "file_count": tally.files, "total_bytes": tally.bytes, "record_bytes": tally.record_bytes}
             first = {"Put": {"TableName": self.table, "Item": _dump(rest), **condition}}
@@ -216,6 +229,8 @@ class DynamoLedger:
     # ------------------------------------------------------------------- jobs
     def _job_item(self, job: Job) -> dict[str, Any]:
         item = {**job.to_item(), "pk": f"job#{job.id}", "item_type": "job", "g1pk": "job", "g1sk": job.id}
+        del item["files"]
+        item["files_json"] = json.dumps([_file_fields(f) for f in job.files], ensure_ascii=False, separators=(",", ":"))
         if job.status.value not in TERMINAL:
             item.update(g2pk="active", g2sk=job.id)
         return item
@@ -233,14 +248,14 @@ class DynamoLedger:
     def get_job(self, job_id: str) -> Job | None:
         item = self.api.get_item(TableName=self.table, Key=_dump({"pk": f"job#{job_id}"}),
                                  ConsistentRead=True).get("Item")
-        return Job.from_item(_strip(_load(item))) if item else None
+        return _job(item) if item else None
 
     def save_job(self, job: Job, *, expected: JobStatus, expected_attempt: int | None = None) -> bool:
         item = self._job_item(job)
         item.pop("pk")
         # A job's files are fixed when it is created (Job.transition refuses to change them): writing
         # a 200-file list again on every status change cost ~30 KB per request to send and store.
-        item.pop("files")
+        item.pop("files_json")
         names, values, sets = {}, {}, []
         for i, (k, v) in enumerate(item.items()):
             names[f"#a{i}"] = k
@@ -279,7 +294,7 @@ class DynamoLedger:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return None
             raise
-        return Job.from_item(_strip(_load(item)))
+        return _job(item)
 
     def get_receipt(self, job_id: str) -> str | None:
         item = self.api.get_item(TableName=self.table, Key=_dump({"pk": f"job#{job_id}"}),
@@ -299,7 +314,7 @@ class DynamoLedger:
                 kwargs["ExclusiveStartKey"] = start
             page = self.api.query(**kwargs)
             for raw in page.get("Items", []):
-                job = Job.from_item(_strip(_load(raw)))
+                job = _job(raw)
                 if pipeline and job.pipeline != pipeline or status and job.status.value != status.upper():
                     continue
                 if since is not None and job.created_at < since:
@@ -349,7 +364,15 @@ def _strip(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in _INTERNAL}
 
 
+def _job(raw: dict[str, Any]) -> Job:
+    item = _strip(_load(raw))
+    text = item.pop("files_json", None)
+    if text is not None:  # jobs stored before files_json carry a "files" list of maps, which from_item reads
+        item["files"] = [{"bucket": b, "key": k, "version": v, "size": n, "created": c} for b, k, v, n, c in json.loads(text)]
+    return Job.from_item(item)
+
+
 def _batch(item: dict[str, Any]) -> OpenBatch:
     return OpenBatch(pipeline=item["pipeline"], batch_id=item["batch_id"],
-                     files=tuple(_file_from_map(m) for m in item.get("files", [])),
+                     files=tuple(_file_from_stored(m) for m in item.get("files", [])),
                      opened_at=float(item["opened_at"]), version=int(item["version"]))

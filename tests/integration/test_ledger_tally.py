@@ -156,7 +156,7 @@ def test_a_status_change_does_not_write_the_file_list_again(moto_endpoint):
     ddb.meta.events.register("provide-client-params.dynamodb.UpdateItem", lambda params, **_: sent.append(params))
     submitted = job.transition(JobStatus.SUBMITTED, 2.0, statement_id="s-1", submitted_at=2.0)
     assert ledger.save_job(submitted, expected=JobStatus.QUEUED)
-    assert "files" not in sent[0]["ExpressionAttributeNames"].values()
+    assert not {"files", "files_json"} & set(sent[0]["ExpressionAttributeNames"].values())
     assert len(str(sent[0])) < 2000
     stored = ledger.get_job("j1")
     assert stored == submitted and stored.files == files
@@ -178,3 +178,34 @@ def test_a_full_group_is_one_transaction_of_a_hundred_items(moto_endpoint):
     with pytest.raises(ValueError, match="at most 99 files"):
         ledger.add_files("f", files + [FileRef("b", "f/extra.csv", "v1", 10, "")], now=2.0, batch_id="b2",
                          force=False)
+
+
+def test_file_references_are_stored_as_json_text_and_old_maps_still_read(moto_endpoint):
+    """A job's files are one JSON string and a batch's one string per file: maps of five typed attributes
+    per file made every read of a 200-file job (the worker's, each delivery) mostly type conversions."""
+    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+    create_table(ddb, resources.LEDGER_TABLE, "text-ledger")
+    ledger = DynamoLedger("text-ledger", api=ddb)
+    files = tuple(FileRef("b", f"t/{i} ü'\"q.csv", f"v{i}", 10 + i, "2026-12-01T00:00:00Z") for i in range(3))
+    added = ledger.add_files("t", list(files), now=1.0, batch_id="b1", force=False)
+    raw_batch = ddb.get_item(TableName="text-ledger", Key={"pk": {"S": "open#t"}})["Item"]
+    assert [list(v) for v in raw_batch["files"]["L"]] == [["S"]] * 3
+    assert ledger.open_batch("t").files == files == added.added
+    job = Job(id="j1", kind=JobKind.LOAD, pipeline="t", target="main:s.t", status=JobStatus.QUEUED, files=files,
+              statement_id=None, attempt=1, max_attempts=3, created_at=1.0, updated_at=1.0, submitted_at=None,
+              finished_at=None, rows=None, error=None, load_errors=(), steps=())
+    assert ledger.create_job(job)
+    raw_job = ddb.get_item(TableName="text-ledger", Key={"pk": {"S": "job#j1"}})["Item"]
+    assert "files" not in raw_job and list(raw_job["files_json"]) == ["S"]
+    assert ledger.get_job("j1") == job and ledger.set_receipt("j1", "rh").files == files
+    # Written by an earlier version: maps in the batch, a "files" list of maps on the job.
+    ddb.put_item(TableName="text-ledger", Item={
+        "pk": {"S": "open#old"}, "item_type": {"S": "open"}, "pipeline": {"S": "old"}, "batch_id": {"S": "b0"},
+        "opened_at": {"N": "1"}, "version": {"N": "1"}, "g2pk": {"S": "open"}, "g2sk": {"S": "b0"},
+        "files": {"L": [{"M": {"b": {"S": "b"}, "k": {"S": "old.csv"}, "v": {"S": "e1"}, "s": {"N": "5"}}}]}})
+    assert ledger.open_batch("old").files == (FileRef("b", "old.csv", "e1", 5, ""),)
+    old_job = {**{k: v for k, v in raw_job.items() if k != "files_json"}, "pk": {"S": "job#j0"}, "id": {"S": "j0"},
+               "files": {"L": [{"M": {"bucket": {"S": "b"}, "key": {"S": "old.csv"}, "version": {"S": "e1"},
+                                      "size": {"N": "5"}, "created": {"S": ""}}}]}}
+    ddb.put_item(TableName="text-ledger", Item=old_job)
+    assert ledger.get_job("j0").files == (FileRef("b", "old.csv", "e1", 5, ""),)
