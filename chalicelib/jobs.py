@@ -83,12 +83,16 @@ class FileRef:
     def url(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 
+    def as_json(self) -> str:
+        """The reference as compact JSON text, the form the ledger stores it in."""
+        return json.dumps([self.bucket, self.key, self.version, self.size, self.created], ensure_ascii=False,
+                          separators=(",", ":"))
+
     @property
     def record_bytes(self) -> int:
-        """About what this reference takes in a stored batch or job (names, numbers, overhead):
-        a DynamoDB item holds at most 400 KB, and S3 keys may be 1 KB long."""
-        parts = (self.bucket, self.key, self.version, self.created or "")
-        return sum(len(part.encode()) for part in parts) + 32
+        """What this reference takes in a stored batch or job: its JSON text (escapes included: a key of
+        quotes doubles) and a little overhead. A DynamoDB item holds at most 400 KB; S3 keys may be 1 KB."""
+        return len(self.as_json().encode()) + 8
 
 
 @dataclass(frozen=True)

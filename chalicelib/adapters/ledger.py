@@ -65,14 +65,6 @@ def file_pk(f: FileRef) -> str:
 # job holds one string for all its files. They are only ever read whole, and maps of five typed
 # attributes per file cost every write and read of a 200-file batch or job a typed value per field
 # (to serialize, send, check and parse: the worker's read of a job was most of its time).
-def _file_text(f: FileRef) -> str:
-    return json.dumps(_file_fields(f), ensure_ascii=False, separators=(",", ":"))
-
-
-def _file_fields(f: FileRef) -> list[Any]:
-    return [f.bucket, f.key, f.version, f.size, f.created]
-
-
 def _file_from_stored(stored: str | dict[str, Any]) -> FileRef:
     if isinstance(stored, str):
         bucket, key, version, size, created = json.loads(stored)
@@ -154,7 +146,7 @@ class DynamoLedger:
                                  "file_count = if_not_exists(file_count, :zero) + :n, "
                                  "total_bytes = if_not_exists(total_bytes, :zero) + :size, "
                                  "record_bytes = if_not_exists(record_bytes, :zero) + :rb"),
-            "ExpressionAttributeValues": _dump({":empty": [], ":f": [_file_text(f) for f in files], ":bid": batch_id,
+            "ExpressionAttributeValues": _dump({":empty": [], ":f": [f.as_json() for f in files], ":bid": batch_id,
                                                 ":now": now, ":zero": 0, ":one": 1, ":kind": "open",
                                                 ":p": pipeline, ":g2": "open", ":n": len(files),
                                                 ":size": sum(f.size for f in files),
@@ -210,7 +202,7 @@ class DynamoLedger:
         if remainder:
             tally = BatchTally.of(remainder_id or "", remainder)
             rest = {"pk": f"open#{batch.pipeline}", "item_type": "open", "pipeline": batch.pipeline,
-                    "batch_id": remainder_id, "files": [_file_text(f) for f in remainder], "opened_at": batch.opened_at,
+                    "batch_id": remainder_id, "files": [f.as_json() for f in remainder], "opened_at": batch.opened_at,
                     "version": batch.version + 1, "g2pk": "open", "g2sk": remainder_id,
                     "file_count": tally.files, "total_bytes": tally.bytes, "record_bytes": tally.record_bytes}
             first = {"Put": {"TableName": self.table, "Item": _dump(rest), **condition}}
@@ -230,7 +222,7 @@ class DynamoLedger:
     def _job_item(self, job: Job) -> dict[str, Any]:
         item = {**job.to_item(), "pk": f"job#{job.id}", "item_type": "job", "g1pk": "job", "g1sk": job.id}
         del item["files"]
-        item["files_json"] = json.dumps([_file_fields(f) for f in job.files], ensure_ascii=False, separators=(",", ":"))
+        item["files_json"] = "[" + ",".join(f.as_json() for f in job.files) + "]"
         if job.status.value not in TERMINAL:
             item.update(g2pk="active", g2sk=job.id)
         return item

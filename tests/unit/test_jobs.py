@@ -166,3 +166,12 @@ def test_a_transition_cannot_change_a_jobs_files() -> None:
     # The ledger writes a job's files once, when it is created; a status change leaves them out.
     with pytest.raises(ValueError, match="files are fixed"):
         job().transition(S.SUBMITTED, NOW, files=())
+
+
+def test_a_references_stored_size_counts_its_json_escapes() -> None:
+    # The ledger stores references as JSON text: a key of quotes or control characters grows when
+    # escaped, and the 400 KB item budget must count what is stored, not the raw key.
+    quoted = FileRef("landing", "k/" + '"' * 1000, "v" * 32, 1, "2026-12-01T00:00:00Z")
+    plain = FileRef("landing", "k/" + "a" * 1000, "v" * 32, 1, "2026-12-01T00:00:00Z")
+    assert quoted.record_bytes >= len(quoted.as_json().encode()) > 2000 > plain.record_bytes
+    assert json.loads(FileRef("b", "ü\x01\\k", "e", 7, "").as_json()) == ["b", "ü\x01\\k", "e", 7, ""]
