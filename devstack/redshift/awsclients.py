@@ -22,3 +22,17 @@ def emulator_client(service: str, endpoint: str | None, region: str, config: Any
     if endpoint and not os.environ.get("AWS_ACCESS_KEY_ID"):
         credentials = PLACEHOLDER_CREDENTIALS
     return boto3.client(service, endpoint_url=endpoint, region_name=region, config=config, **credentials)
+
+
+def emulator_s3_client(endpoint: str | None, region: str) -> Any:
+    """COPY's and UNLOAD's S3 client. Connections enough for the statements running at once, each
+    with its objects requested ahead (copyfast.OPEN_AHEAD); against a local plain-HTTP S3 its object
+    reads are plain GETs (s3plain.py). endpoint None: boto3's own configuration (AWS_ENDPOINT_URL_S3)."""
+    from botocore.config import Config
+
+    client = emulator_client("s3", endpoint, region, Config(max_pool_connections=50))
+    if endpoint and endpoint.startswith("http://"):
+        from devstack.redshift.s3plain import PlainGetS3
+
+        return PlainGetS3(client, endpoint, region)
+    return client

@@ -327,18 +327,9 @@ class Engine:
         """One S3 client for every statement (made once even when several COPYs start together)."""
         with self._s3_lock:
             if self._s3 is None:
-                from botocore.config import Config
+                from devstack.redshift.awsclients import emulator_s3_client
 
-                from devstack.redshift.awsclients import emulator_client
-
-                # endpoint None: boto3's own configuration (AWS_ENDPOINT_URL_S3 etc.). Connections enough for
-                # the statements running at once, each with its objects requested ahead (copyfast.OPEN_AHEAD).
-                client = emulator_client("s3", self.s3_endpoint, self.region, Config(max_pool_connections=50))
-                if self.s3_endpoint and self.s3_endpoint.startswith("http://"):  # a local S3: plain GETs
-                    from devstack.redshift.s3plain import PlainGetS3
-
-                    client = PlainGetS3(client, self.s3_endpoint, self.region)
-                self._s3 = client
+                self._s3 = emulator_s3_client(self.s3_endpoint, self.region)
             return self._s3
 
     def warm(self) -> None:
