@@ -10,6 +10,7 @@ Items (hash key `pk`):
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -65,10 +66,15 @@ def file_pk(f: FileRef) -> str:
 # job holds one string for all its files. They are only ever read whole, and maps of five typed
 # attributes per file cost every write and read of a 200-file batch or job a typed value per field
 # (to serialize, send, check and parse: the worker's read of a job was most of its time).
+def _file_from_fields(fields: list[Any]) -> FileRef:
+    """A reference from its decoded FileRef.as_json text: [bucket, key, version, size, created]."""
+    bucket, key, version, size, created = fields
+    return FileRef(bucket=bucket, key=key, version=version, size=int(size), created=created)
+
+
 def _file_from_stored(stored: str | dict[str, Any]) -> FileRef:
     if isinstance(stored, str):
-        bucket, key, version, size, created = json.loads(stored)
-        return FileRef(bucket=bucket, key=key, version=version, size=int(size), created=created)
+        return _file_from_fields(json.loads(stored))
     # A map of five attributes: how batches were stored before.
     return FileRef(bucket=stored["b"], key=stored["k"], version=stored["v"], size=int(stored["s"]),
                    created=stored.get("t", ""))
@@ -219,10 +225,11 @@ class DynamoLedger:
             raise
 
     # ------------------------------------------------------------------- jobs
-    def _job_item(self, job: Job) -> dict[str, Any]:
+    def _job_item(self, job: Job, *, with_files: bool = True) -> dict[str, Any]:
         item = {**job.to_item(), "pk": f"job#{job.id}", "item_type": "job", "g1pk": "job", "g1sk": job.id}
-        del item["files"]
-        item["files_json"] = "[" + ",".join(f.as_json() for f in job.files) + "]"
+        del item["files"]  # stored as JSON text, and only when the job is created
+        if with_files:
+            item["files_json"] = "[" + ",".join(f.as_json() for f in job.files) + "]"
         if job.status.value not in TERMINAL:
             item.update(g2pk="active", g2sk=job.id)
         return item
@@ -243,11 +250,10 @@ class DynamoLedger:
         return _job(item) if item else None
 
     def save_job(self, job: Job, *, expected: JobStatus, expected_attempt: int | None = None) -> bool:
-        item = self._job_item(job)
-        item.pop("pk")
         # A job's files are fixed when it is created (Job.transition refuses to change them): writing
         # a 200-file list again on every status change cost ~30 KB per request to send and store.
-        item.pop("files_json")
+        item = self._job_item(job, with_files=False)
+        item.pop("pk")
         names, values, sets = {}, {}, []
         for i, (k, v) in enumerate(item.items()):
             names[f"#a{i}"] = k
@@ -359,9 +365,10 @@ def _strip(item: dict[str, Any]) -> dict[str, Any]:
 def _job(raw: dict[str, Any]) -> Job:
     item = _strip(_load(raw))
     text = item.pop("files_json", None)
-    if text is not None:  # jobs stored before files_json carry a "files" list of maps, which from_item reads
-        item["files"] = [{"bucket": b, "key": k, "version": v, "size": n, "created": c} for b, k, v, n, c in json.loads(text)]
-    return Job.from_item(item)
+    job = Job.from_item(item)  # jobs stored before files_json carry a "files" list of maps, which it reads
+    if text is not None:
+        job = dataclasses.replace(job, files=tuple(_file_from_fields(fields) for fields in json.loads(text)))
+    return job
 
 
 def _batch(item: dict[str, Any]) -> OpenBatch:
