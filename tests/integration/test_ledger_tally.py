@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
 import pytest
 from botocore.exceptions import ClientError
@@ -12,10 +14,21 @@ from chalicelib.jobs import FileRef, Job, JobKind, JobStatus, JobSummary
 from devstack.aws import create_table
 
 
-def test_counters_follow_appends_and_a_seal_that_leaves_files_open(moto_endpoint):
+def _ledger(moto_endpoint: str, table: str) -> tuple[Any, DynamoLedger]:
+    """A fresh ledger table on the session's moto, and the adapter over it."""
     ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
-    create_table(ddb, resources.LEDGER_TABLE, "tally-ledger")
-    ledger = DynamoLedger("tally-ledger", api=ddb)
+    create_table(ddb, resources.LEDGER_TABLE, table)
+    return ddb, DynamoLedger(table, api=ddb)
+
+
+def _queued_job(files: tuple[FileRef, ...]) -> Job:
+    return Job(id="j1", kind=JobKind.LOAD, pipeline="t", target="main:s.t", status=JobStatus.QUEUED, files=files,
+               statement_id=None, attempt=1, max_attempts=3, created_at=1.0, updated_at=1.0, submitted_at=None,
+               finished_at=None, rows=None, error=None, load_errors=(), steps=())
+
+
+def test_counters_follow_appends_and_a_seal_that_leaves_files_open(moto_endpoint):
+    _, ledger = _ledger(moto_endpoint, "tally-ledger")
     files = [FileRef("b", f"t/{i}.csv" + "k" * i, f"v{i}", 100 + i, "2026-11-30T10:00:00Z") for i in range(4)]
     results = [ledger.add_files("t", [f], now=1.0, batch_id=f"b{i}", force=False) for i, f in enumerate(files)]
     assert [r.opened for r in results] == [True, False, False, False]
@@ -35,9 +48,7 @@ def test_counters_follow_appends_and_a_seal_that_leaves_files_open(moto_endpoint
 
 
 def test_busy_pipelines_are_those_with_an_open_batch_or_an_unfinished_load(moto_endpoint):
-    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
-    create_table(ddb, resources.LEDGER_TABLE, "busy-ledger")
-    ledger = DynamoLedger("busy-ledger", api=ddb)
+    _, ledger = _ledger(moto_endpoint, "busy-ledger")
     ledger.add_files("landing_p", [FileRef("b", "k.csv", "v", 1, "")], now=1.0, batch_id="b1", force=False)
 
     def job(job_id: str, kind: JobKind, pipeline: str, status: JobStatus) -> Job:
@@ -52,9 +63,7 @@ def test_busy_pipelines_are_those_with_an_open_batch_or_an_unfinished_load(moto_
 
 
 def test_active_jobs_are_read_as_summaries_without_their_file_lists(moto_endpoint):
-    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
-    create_table(ddb, resources.LEDGER_TABLE, "active-ledger")
-    ledger = DynamoLedger("active-ledger", api=ddb)
+    ddb, ledger = _ledger(moto_endpoint, "active-ledger")
     files = tuple(FileRef("b", f"t/{i}.csv", f"v{i}", 10, "") for i in range(300))
     queries: list[dict] = []
     ddb.meta.events.register("provide-client-params.dynamodb.Query", lambda params, **_: queries.append(params))
@@ -72,9 +81,7 @@ def test_active_jobs_are_read_as_summaries_without_their_file_lists(moto_endpoin
 
 
 def test_a_group_of_files_is_appended_in_one_write_with_duplicates_left_out(moto_endpoint):
-    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
-    create_table(ddb, resources.LEDGER_TABLE, "group-ledger")
-    ledger = DynamoLedger("group-ledger", api=ddb)
+    ddb, ledger = _ledger(moto_endpoint, "group-ledger")
     old, new1, new2 = (FileRef("b", f"g/{name}.csv", "v1", 10, "") for name in ("old", "new1", "new2"))
     first = ledger.add_files("g", [old], now=1.0, batch_id="b1", force=False)
     assert first.opened and first.added == (old,)
@@ -93,9 +100,7 @@ def test_a_group_of_files_is_appended_in_one_write_with_duplicates_left_out(moto
 
 
 def test_files_are_marked_a_hundred_per_request_and_file_by_file_after_a_conflict(moto_endpoint):
-    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
-    create_table(ddb, resources.LEDGER_TABLE, "mark-ledger")
-    ledger = DynamoLedger("mark-ledger", api=ddb)
+    ddb, ledger = _ledger(moto_endpoint, "mark-ledger")
     files = [FileRef("b", f"t/{i}.csv", f"v{i}", 10, "") for i in range(230)]
     for start in range(0, len(files), 25):
         ledger.add_files("t", files[start:start + 25], now=1.0, batch_id="b1", force=False)
@@ -123,13 +128,9 @@ def test_files_are_marked_a_hundred_per_request_and_file_by_file_after_a_conflic
 
 def test_recording_a_receipt_returns_the_job_as_stored_and_none_for_no_job(moto_endpoint):
     """The worker's one ledger request per delivery: it used to read the job before and after."""
-    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
-    create_table(ddb, resources.LEDGER_TABLE, "receipt-ledger")
-    ledger = DynamoLedger("receipt-ledger", api=ddb)
+    ddb, ledger = _ledger(moto_endpoint, "receipt-ledger")
     files = tuple(FileRef("b", f"t/{i}.csv", f"v{i}", 10, "2026-12-01T00:00:00Z") for i in range(200))
-    job = Job(id="j1", kind=JobKind.LOAD, pipeline="t", target="main:s.t", status=JobStatus.QUEUED, files=files,
-              statement_id=None, attempt=1, max_attempts=3, created_at=1.0, updated_at=1.0, submitted_at=None,
-              finished_at=None, rows=None, error=None, load_errors=(), steps=())
+    job = _queued_job(files)
     assert ledger.create_job(job)
     calls: list[str] = []
     ddb.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
@@ -144,13 +145,9 @@ def test_recording_a_receipt_returns_the_job_as_stored_and_none_for_no_job(moto_
 
 def test_a_status_change_does_not_write_the_file_list_again(moto_endpoint):
     """Files are written once with the job; every save sent the whole list (~30 KB for 200 files)."""
-    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
-    create_table(ddb, resources.LEDGER_TABLE, "save-ledger")
-    ledger = DynamoLedger("save-ledger", api=ddb)
+    ddb, ledger = _ledger(moto_endpoint, "save-ledger")
     files = tuple(FileRef("b", f"t/{i}.csv", f"v{i}", 10, "2026-12-01T00:00:00Z") for i in range(200))
-    job = Job(id="j1", kind=JobKind.LOAD, pipeline="t", target="main:s.t", status=JobStatus.QUEUED, files=files,
-              statement_id=None, attempt=1, max_attempts=3, created_at=1.0, updated_at=1.0, submitted_at=None,
-              finished_at=None, rows=None, error=None, load_errors=(), steps=())
+    job = _queued_job(files)
     assert ledger.create_job(job)
     sent: list[dict] = []
     ddb.meta.events.register("provide-client-params.dynamodb.UpdateItem", lambda params, **_: sent.append(params))
@@ -166,9 +163,7 @@ def test_a_full_group_is_one_transaction_of_a_hundred_items(moto_endpoint):
     """ADD_GROUP files and the append: DynamoDB's (and moto's) limit of 100 items per transaction."""
     from chalicelib.ports import ADD_GROUP
 
-    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
-    create_table(ddb, resources.LEDGER_TABLE, "full-group-ledger")
-    ledger = DynamoLedger("full-group-ledger", api=ddb)
+    ddb, ledger = _ledger(moto_endpoint, "full-group-ledger")
     files = [FileRef("b", f"f/{i}.csv", "v1", 10, "") for i in range(ADD_GROUP)]
     writes: list[int] = []
     ddb.meta.events.register("provide-client-params.dynamodb.TransactWriteItems",
@@ -183,17 +178,13 @@ def test_a_full_group_is_one_transaction_of_a_hundred_items(moto_endpoint):
 def test_file_references_are_stored_as_json_text_and_old_maps_still_read(moto_endpoint):
     """A job's files are one JSON string and a batch's one string per file: maps of five typed attributes
     per file made every read of a 200-file job (the worker's, each delivery) mostly type conversions."""
-    ddb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
-    create_table(ddb, resources.LEDGER_TABLE, "text-ledger")
-    ledger = DynamoLedger("text-ledger", api=ddb)
+    ddb, ledger = _ledger(moto_endpoint, "text-ledger")
     files = tuple(FileRef("b", f"t/{i} ü'\"q.csv", f"v{i}", 10 + i, "2026-12-01T00:00:00Z") for i in range(3))
     added = ledger.add_files("t", list(files), now=1.0, batch_id="b1", force=False)
     raw_batch = ddb.get_item(TableName="text-ledger", Key={"pk": {"S": "open#t"}})["Item"]
     assert [list(v) for v in raw_batch["files"]["L"]] == [["S"]] * 3
     assert ledger.open_batch("t").files == files == added.added
-    job = Job(id="j1", kind=JobKind.LOAD, pipeline="t", target="main:s.t", status=JobStatus.QUEUED, files=files,
-              statement_id=None, attempt=1, max_attempts=3, created_at=1.0, updated_at=1.0, submitted_at=None,
-              finished_at=None, rows=None, error=None, load_errors=(), steps=())
+    job = _queued_job(files)
     assert ledger.create_job(job)
     raw_job = ddb.get_item(TableName="text-ledger", Key={"pk": {"S": "job#j1"}})["Item"]
     assert "files" not in raw_job and list(raw_job["files_json"]) == ["S"]
