@@ -226,9 +226,10 @@ def _http_put(endpoint: str) -> Any:
     import http.client
     from urllib.parse import urlsplit
 
+    from devstack.redshift.awsclients import LOCAL_CREDENTIALS, unsigned_s3_authorization
+
     host = urlsplit(endpoint).netloc
-    # moto serves S3 for this credential scope; it does not check signatures.
-    auth = "AWS4-HMAC-SHA256 Credential=devstack/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"
+    auth = unsigned_s3_authorization(LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"], "us-east-1")
 
     local = threading.local()  # one kept-alive connection per thread, as an SDK's connection pool keeps
 

@@ -7,7 +7,6 @@ A separate process gives it its own core.
 
 from __future__ import annotations
 
-import logging
 import signal
 import subprocess
 import sys
@@ -82,7 +81,6 @@ class KeepAliveMotoServer:
 
 
 def main() -> None:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     patch_moto()
     server = KeepAliveMotoServer()
     server.start()

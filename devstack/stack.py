@@ -21,10 +21,10 @@ from typing import Any
 import boto3
 
 from devstack.faults import FaultPlan
+from devstack.redshift.awsclients import LOCAL_CREDENTIALS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
-LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "devstack", "AWS_SECRET_ACCESS_KEY": "devstack"}
 
 
 @dataclass
@@ -68,7 +68,6 @@ class Devstack:
         from devstack.redshift import RedshiftEmulator
         from devstack.redshift.postgres import PostgresServer
 
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         if self.options.emulator_process and (self.options.redshift_wire or self.faults.active):
             # Checked before anything starts: both need the emulator's objects in this process.
             raise ValueError("emulator_process excludes the Redshift-protocol endpoint and fault injection")

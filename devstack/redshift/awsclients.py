@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-PLACEHOLDER_CREDENTIALS = {"aws_access_key_id": "devstack", "aws_secret_access_key": "devstack"}
+# What devstack's own AWS clients sign with (moto checks no signature), as environment variables.
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "devstack", "AWS_SECRET_ACCESS_KEY": "devstack"}
 
 
 def emulator_client(service: str, endpoint: str | None, region: str, config: Any = None) -> Any:
@@ -20,8 +21,16 @@ def emulator_client(service: str, endpoint: str | None, region: str, config: Any
 
     credentials: dict[str, str] = {}
     if endpoint and not os.environ.get("AWS_ACCESS_KEY_ID"):
-        credentials = PLACEHOLDER_CREDENTIALS
+        credentials = {"aws_access_key_id": LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                       "aws_secret_access_key": LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}
     return boto3.client(service, endpoint_url=endpoint, region_name=region, config=config, **credentials)
+
+
+def unsigned_s3_authorization(access_key: str, region: str) -> str:
+    """An Authorization header for a plain HTTP request to a local S3: moto reads the account from the
+    access key in the credential scope and checks no signature."""
+    return (f"AWS4-HMAC-SHA256 Credential={access_key}/20260101/{region}/s3/aws4_request, "
+            "SignedHeaders=host, Signature=0")
 
 
 def emulator_s3_client(endpoint: str | None, region: str) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from devstack.motoread import READ_HEADER
+from devstack.redshift.awsclients import LOCAL_CREDENTIALS, unsigned_s3_authorization
 
 _ERROR_CODE = re.compile(rb"<Code>([^<]+)</Code>")
 
@@ -30,10 +31,8 @@ class PlainGetS3:
         self._client = client
         self._endpoint = endpoint.rstrip("/")
         credentials = client._request_signer._credentials
-        access_key = credentials.access_key if credentials is not None else "devstack"
-        # moto reads the account from the access key in the credential scope; it checks no signature.
-        self._headers = {"Authorization": f"AWS4-HMAC-SHA256 Credential={access_key}/20260101/{region}/s3/"
-                                          "aws4_request, SignedHeaders=host, Signature=0",
+        access_key = credentials.access_key if credentials is not None else LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"]
+        self._headers = {"Authorization": unsigned_s3_authorization(access_key, region),
                          READ_HEADER: "1"}  # devstack's moto answers these reads first (devstack/motoread.py)
         retries = urllib3.Retry(total=4, backoff_factor=0.05, status_forcelist=(500, 502, 503, 504),
                                 allowed_methods=frozenset({"GET"}), raise_on_status=False)

@@ -323,13 +323,14 @@ def test_moto_serves_requests_out_of_flask_debug_mode(monkeypatch):
     from werkzeug.test import Client
 
     from devstack.motospeed import speed_up_moto
+    from devstack.redshift.awsclients import unsigned_s3_authorization
 
     speed_up_moto()
     helpers: list[object] = []
     original = flask.debughelpers.attach_enctype_error_multidict
     monkeypatch.setattr(flask.debughelpers, "attach_enctype_error_multidict",
                         lambda request: (helpers.append(request), original(request)))
-    auth = "AWS4-HMAC-SHA256 Credential=x/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"
+    auth = unsigned_s3_authorization("x", "us-east-1")
     client = Client(DomainDispatcherApplication(create_backend_app))
     headers = {"Host": "localhost", "Authorization": auth}
     assert client.put("/msqs-debug-bucket", headers=headers).status_code == 200
